@@ -1,0 +1,104 @@
+"""What every agent shares: the train state, the agent base class and the ONE update step.
+
+An agent is a `flax.struct.PyTreeNode` with three fields (rng, network, config) and three verbs:
+`create(seed, example_batch, config)`, `update(batch) -> (agent, info)` and
+`sample_actions(observations, goals, seed, guidance=...)`. A concrete agent writes only `create`, `loss` and
+`sample_actions`; `update` (loss -> grads -> optax) is written here once.
+"""
+from typing import Any, Callable, ClassVar, Dict, Tuple
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+Batch = Dict[str, jnp.ndarray]
+Info = Dict[str, jnp.ndarray]
+
+
+def nonpytree_field(**kwargs):
+    """A static (hashable, never traced) dataclass field."""
+    return flax.struct.field(pytree_node=False, **kwargs)
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """Parameters, optimiser state and step of one `ModuleDict` network.
+
+    `select(name)` returns a function calling one sub-module; it uses the state's own parameters unless `params=`
+    is passed. Gradients therefore flow only into modules called with the parameters being differentiated
+    (OGBench's idiom): every other call is a stop-gradient by construction.
+    """
+
+    step: jnp.ndarray
+    apply_fn: Callable = nonpytree_field()
+    tx: optax.GradientTransformation = nonpytree_field()
+    params: Any = None
+    opt_state: Any = None
+
+    @classmethod
+    def create(cls, module: nn.Module, params: Any, tx: optax.GradientTransformation) -> 'TrainState':
+        return cls(step=jnp.zeros((), jnp.int32), apply_fn=module.apply, tx=tx, params=params,
+                   opt_state=tx.init(params))
+
+    def select(self, name: str) -> Callable:
+        def call(*args, params=None, **kwargs):
+            return self.apply_fn({'params': self.params if params is None else params}, *args, name=name, **kwargs)
+
+        return call
+
+    def apply_gradients(self, grads: Any) -> 'TrainState':
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
+                            opt_state=opt_state)
+
+
+def init_network(seed: int, modules: Dict[str, nn.Module], example_inputs: Dict[str, Tuple],
+                 config: ml_collections.ConfigDict) -> Tuple[jnp.ndarray, TrainState]:
+    """Initialise a ModuleDict of `modules` and its Adam optimiser; returns (agent rng, train state)."""
+    from networks import ModuleDict  # Local import keeps agents.base importable without networks' deps.
+
+    rng, init_rng = jax.random.split(jax.random.PRNGKey(seed))
+    network = ModuleDict(modules)
+    params = network.init(init_rng, **example_inputs)['params']
+    return rng, TrainState.create(network, params, optax.adam(learning_rate=config.lr))
+
+
+def freeze_config(config: ml_collections.ConfigDict) -> ml_collections.FrozenConfigDict:
+    """Agents hold a frozen (hashable) copy of their config, so it can be a static jit field and is never mutated."""
+    return ml_collections.FrozenConfigDict(config)
+
+
+def broadcast_guidance(guidance: jnp.ndarray | float, batch_size: int) -> jnp.ndarray:
+    """A scalar or per-row guidance weight as a (B, 1) column. Values are traced, so changing them never recompiles."""
+    return jnp.broadcast_to(jnp.asarray(guidance, jnp.float32), (batch_size,))[:, None]
+
+
+class Agent(flax.struct.PyTreeNode):
+    """Base class of every agent. Subclasses implement `create`, `loss` and `sample_actions`."""
+
+    rng: jnp.ndarray
+    network: TrainState
+    config: ml_collections.FrozenConfigDict = nonpytree_field()
+    action_dim: int = nonpytree_field()
+
+    # Whether `sample_actions` takes a guidance weight; evaluation sweeps guidance only for these agents.
+    guided: ClassVar[bool] = False
+
+    def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
+        """Total loss of the agent at `grad_params` and a dict of scalar diagnostics."""
+        raise NotImplementedError
+
+    def after_update(self) -> 'Agent':
+        """Hook run after each gradient step (e.g. target-network updates). Identity by default."""
+        return self
+
+    def update(self, batch: Batch) -> Tuple['Agent', Info]:
+        """One gradient step on `batch`: the single update step shared by every agent. Pure, so it can be
+        jitted, scanned over (training chunks) and vmapped over stacked agents (several seeds)."""
+        rng, loss_rng = jax.random.split(self.rng)
+        grads, info = jax.grad(self.loss, argnums=1, has_aux=True)(batch, self.network.params, loss_rng)
+        info['grad_norm'] = optax.global_norm(grads)
+        agent = self.replace(rng=rng, network=self.network.apply_gradients(grads))
+        return agent.after_update(), info

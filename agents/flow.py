@@ -1,0 +1,74 @@
+"""Flow-matching math, written once for every flow agent (paper.md §2).
+
+Training:  a0 ~ N(0, I), t ~ U[0, 1), a_t = (1 − t)·a0 + t·a1, loss = mean ‖v(a_t, t) − (a1 − a0)‖².
+Sampling:  a ~ N(0, I); for i in 0..K−1, t = i/K: a ← a + v(a, t)/K; the caller clips the final action.
+Guidance:  v = v_unc + w·(v_cond − v_unc)  (classifier-free guidance; w = 1 is the conditional field).
+"""
+from typing import Callable, Tuple
+
+import jax
+import jax.numpy as jnp
+
+VelocityFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+
+
+def interpolate(noise: jnp.ndarray, actions: jnp.ndarray, times: jnp.ndarray) -> jnp.ndarray:
+    """The straight path a_t = (1 − t)·a0 + t·a1; `times` has shape (B, 1)."""
+    return (1.0 - times) * noise + times * actions
+
+
+def flow_target(noise: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
+    """The path's constant velocity a1 − a0, the regression target."""
+    return actions - noise
+
+
+def sample_flow_inputs(rng: jnp.ndarray, actions: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """Draws (noise a0, times t of shape (B, 1), noisy actions a_t) for a batch of data actions a1."""
+    noise_rng, time_rng = jax.random.split(rng)
+    noise = jax.random.normal(noise_rng, actions.shape, actions.dtype)
+    times = jax.random.uniform(time_rng, (actions.shape[0], 1), actions.dtype)
+    return noise, times, interpolate(noise, actions, times)
+
+
+def flow_matching_loss(velocity: jnp.ndarray, noise: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
+    """Mean squared error between the predicted velocity and a1 − a0 (no time weighting)."""
+    return jnp.mean((velocity - flow_target(noise, actions)) ** 2)
+
+
+def guide(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, guidance: jnp.ndarray) -> jnp.ndarray:
+    """Classifier-free guidance: v_unc + w·(v_cond − v_unc). `guidance` broadcasts against the velocities."""
+    return v_uncond + guidance * (v_cond - v_uncond)
+
+
+def euler_integrate(velocity_fn: VelocityFn, noise: jnp.ndarray, num_steps: int) -> jnp.ndarray:
+    """Integrates da/dt = v(a, t) from t = 0 to 1 with `num_steps` Euler steps (t = i/K, step size 1/K).
+
+    `num_steps` is static; the loop is a `fori_loop`, so the network is traced once whatever K is.
+    """
+    step_size = 1.0 / num_steps
+
+    def body(i, actions):
+        times = jnp.full((actions.shape[0], 1), i * step_size, actions.dtype)
+        return actions + step_size * velocity_fn(actions, times)
+
+    return jax.lax.fori_loop(0, num_steps, body, noise)
+
+
+def fused_guided_velocity(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray,
+                          guidance: jnp.ndarray) -> VelocityFn:
+    """The guided velocity field as ONE network pass over the stacked [conditional; unconditional] batch.
+
+    `velocity_net(observations, conds, noisy_actions, times, uncond)` must replace the condition of rows whose
+    `uncond` flag is set by its learned unconditional embedding. `guidance` has shape (B, 1).
+    """
+    batch_size = observations.shape[0]
+    stacked_obs = jnp.concatenate([observations, observations], axis=0)
+    stacked_conds = jnp.concatenate([conds, conds], axis=0)
+    uncond = jnp.concatenate([jnp.zeros(batch_size, bool), jnp.ones(batch_size, bool)])
+
+    def velocity_fn(actions, times):
+        v = velocity_net(stacked_obs, stacked_conds, jnp.concatenate([actions, actions], axis=0),
+                         jnp.concatenate([times, times], axis=0), uncond)
+        return guide(v[:batch_size], v[batch_size:], guidance)
+
+    return velocity_fn

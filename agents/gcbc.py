@@ -1,0 +1,40 @@
+"""Gaussian GCBC / BC: OGBench's GCBC baseline (MLP mean head, constant std 1, mean action at evaluation)."""
+import math
+from typing import Any, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from agents.base import Agent, Batch, Info, freeze_config, init_network
+from networks import GaussianActor
+
+
+class GCBCAgent(Agent):
+    @classmethod
+    def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'GCBCAgent':
+        obs, actions = example_batch['observations'], example_batch['actions']
+        goals = example_batch['goals'] if config.use_goals else None
+        actor = GaussianActor(tuple(config.actor_hidden_dims), actions.shape[-1])
+        rng, network = init_network(seed, {'actor': actor}, {'actor': (obs, goals)}, config)
+        return cls(rng=rng, network=network, config=freeze_config(config), action_dim=actions.shape[-1])
+
+    def _goals(self, goals: jnp.ndarray | None) -> jnp.ndarray | None:
+        return goals if self.config.use_goals else None
+
+    def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
+        del rng  # Deterministic loss.
+        means = self.network.select('actor')(batch['observations'], self._goals(batch.get('goals')),
+                                             params=grad_params)
+        # Negative log-likelihood of N(mean, I): with the constant unit std it is 0.5·‖a − μ‖² + const.
+        sq_err = jnp.sum((batch['actions'] - means) ** 2, axis=-1)
+        nll = 0.5 * sq_err + 0.5 * self.action_dim * math.log(2 * math.pi)
+        loss = nll.mean()
+        return loss, {'actor_loss': loss, 'mse': sq_err.mean() / self.action_dim}
+
+    @jax.jit
+    def sample_actions(self, observations: jnp.ndarray, goals: jnp.ndarray | None, seed: jnp.ndarray) -> jnp.ndarray:
+        """The mean action (deterministic evaluation, as OGBench), clipped to [−1, 1]; `seed` is unused."""
+        del seed
+        means = self.network.select('actor')(observations, self._goals(goals))
+        return jnp.clip(means, -1.0, 1.0)

@@ -1,0 +1,68 @@
+"""Policy heads: the flow-matching velocity field and the Gaussian actor of the GCBC baselines."""
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from networks.mlp import MLP, default_init
+
+
+class VelocityField(nn.Module):
+    """Flow-matching velocity v(s, c, a_t, t) over concat[obs, cond, a_t, t] (paper.md §2).
+
+    When `cond_dim` is set the module owns a learned "unconditional" embedding of the same width as the condition;
+    rows whose `uncond` flag is True see that embedding instead of their condition. This is classifier-free
+    guidance's condition dropout in training and the unconditional half of the fused pass at sampling time.
+
+    Attributes:
+        hidden_dims: hidden widths of the MLP.
+        action_dim: output width.
+        cond_dim: width of the condition (goal); None for an unconditioned (BC) field.
+        uncond_embedding: whether to own the unconditional embedding (False for plain flow GCBC).
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    cond_dim: int | None = None
+    uncond_embedding: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        observations: jnp.ndarray,
+        conds: jnp.ndarray | None,
+        noisy_actions: jnp.ndarray,
+        times: jnp.ndarray,
+        uncond: jnp.ndarray | None = None,
+    ) -> jnp.ndarray:
+        inputs = [observations]
+        if self.cond_dim is not None:
+            if self.uncond_embedding:
+                embedding = self.param('uncond_embedding', nn.initializers.normal(1.0), (self.cond_dim,))
+                if uncond is not None:
+                    conds = jnp.where(uncond[:, None], embedding[None, :], conds)
+            elif uncond is not None:
+                raise ValueError('this velocity field has no unconditional embedding')
+            inputs.append(conds)
+        # t enters as a raw scalar column, as in the authors' code.
+        inputs += [noisy_actions, times]
+        x = jnp.concatenate(inputs, axis=-1)
+        return MLP((*self.hidden_dims, self.action_dim))(x)
+
+
+class GaussianActor(nn.Module):
+    """OGBench's GCBC actor: an MLP with a mean head; the standard deviation is a constant 1 (log std 0).
+
+    Returns only the mean: with a constant unit std the negative log-likelihood is 0.5·‖a − μ‖² plus a constant,
+    and evaluation uses the mean action.
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    final_init_scale: float = 1e-2
+
+    @nn.compact
+    def __call__(self, observations: jnp.ndarray, goals: jnp.ndarray | None = None) -> jnp.ndarray:
+        x = observations if goals is None else jnp.concatenate([observations, goals], axis=-1)
+        x = MLP(self.hidden_dims, activate_final=True)(x)
+        return nn.Dense(self.action_dim, kernel_init=default_init(self.final_init_scale))(x)
