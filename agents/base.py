@@ -5,7 +5,7 @@ An agent is a `flax.struct.PyTreeNode` with three fields (rng, network, config) 
 `sample_actions(observations, goals, seed, guidance=...)`. A concrete agent writes only `create`, `loss` and
 `sample_actions`; `update` (loss -> grads -> optax) is written here once.
 """
-from typing import Any, Callable, ClassVar, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import flax
 import flax.linen as nn
@@ -70,11 +70,6 @@ def freeze_config(config: ml_collections.ConfigDict) -> ml_collections.FrozenCon
     return ml_collections.FrozenConfigDict(config)
 
 
-def broadcast_guidance(guidance: jnp.ndarray | float, batch_size: int) -> jnp.ndarray:
-    """A scalar or per-row guidance weight as a (B, 1) column. Values are traced, so changing them never recompiles."""
-    return jnp.broadcast_to(jnp.asarray(guidance, jnp.float32), (batch_size,))[:, None]
-
-
 class Agent(flax.struct.PyTreeNode):
     """Base class of every agent. Subclasses implement `create`, `loss` and `sample_actions`."""
 
@@ -83,8 +78,11 @@ class Agent(flax.struct.PyTreeNode):
     config: ml_collections.FrozenConfigDict = nonpytree_field()
     action_dim: int = nonpytree_field()
 
-    # Whether `sample_actions` takes a guidance weight; evaluation sweeps guidance only for these agents.
-    guided: ClassVar[bool] = False
+    @property
+    def guided(self) -> bool:
+        """Whether `sample_actions` takes a guidance weight worth sweeping. Evaluation sweeps w only for these
+        agents; a guided agent trained without condition dropout (p_uncond = 0) has no unconditional field."""
+        return False
 
     def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
         """Total loss of the agent at `grad_params` and a dict of scalar diagnostics."""

@@ -35,6 +35,21 @@ def flow_matching_loss(velocity: jnp.ndarray, noise: jnp.ndarray, actions: jnp.n
     return jnp.mean((velocity - flow_target(noise, actions)) ** 2)
 
 
+def dropout_flow_loss(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray, targets: jnp.ndarray,
+                      p_uncond: float, rng: jnp.ndarray, params) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Flow-matching loss of a conditional field whose condition is dropped to the unconditional embedding with
+    probability `p_uncond` (classifier-free guidance training). Returns (loss, fraction of dropped rows)."""
+    flow_rng, drop_rng = jax.random.split(rng)
+    noise, times, noisy_targets = sample_flow_inputs(flow_rng, targets)
+    if p_uncond > 0:
+        uncond = jax.random.bernoulli(drop_rng, p_uncond, (targets.shape[0],))
+        velocity = velocity_net(observations, conds, noisy_targets, times, uncond, params=params)
+        return flow_matching_loss(velocity, noise, targets), uncond.mean()
+    # No dropout (flow GCBC / flow HGCBC): the field has no unconditional embedding at all.
+    velocity = velocity_net(observations, conds, noisy_targets, times, params=params)
+    return flow_matching_loss(velocity, noise, targets), jnp.zeros(())
+
+
 def guide(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, guidance: jnp.ndarray) -> jnp.ndarray:
     """Classifier-free guidance: v_unc + w·(v_cond − v_unc). `guidance` broadcasts against the velocities."""
     return v_uncond + guidance * (v_cond - v_uncond)
@@ -72,3 +87,20 @@ def fused_guided_velocity(velocity_net: Callable, observations: jnp.ndarray, con
         return guide(v[:batch_size], v[batch_size:], guidance)
 
     return velocity_fn
+
+
+def sample_guided(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray, guidance: jnp.ndarray,
+                  rng: jnp.ndarray, out_dim: int, num_steps: int, guided: bool = True) -> jnp.ndarray:
+    """Guided flow samples (not clipped): noise ~ N(0, I), then `num_steps` Euler steps of the fused guided field.
+
+    `guidance` is a scalar or a per-row (B,) vector; `velocity_net` is as in `fused_guided_velocity`. With
+    `guided=False` (a field trained without condition dropout) only the conditional field exists: w is 1.
+    """
+    batch_size = observations.shape[0]
+    if guided:
+        w = jnp.broadcast_to(jnp.asarray(guidance, jnp.float32), (batch_size,))[:, None]
+        velocity_fn = fused_guided_velocity(velocity_net, observations, conds, w)
+    else:
+        velocity_fn = lambda actions, times: velocity_net(observations, conds, actions, times)
+    noise = jax.random.normal(rng, (batch_size, out_dim))
+    return euler_integrate(velocity_fn, noise, num_steps)

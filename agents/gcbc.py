@@ -1,5 +1,4 @@
 """Gaussian GCBC / BC: OGBench's GCBC baseline (MLP mean head, constant std 1, mean action at evaluation)."""
-import math
 from typing import Any, Tuple
 
 import jax
@@ -7,7 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from agents.base import Agent, Batch, Info, freeze_config, init_network
-from networks import GaussianActor
+from networks import GaussianActor, unit_gaussian_nll
 
 
 class GCBCAgent(Agent):
@@ -26,11 +25,9 @@ class GCBCAgent(Agent):
         del rng  # Deterministic loss.
         means = self.network.select('actor')(batch['observations'], self._goals(batch.get('goals')),
                                              params=grad_params)
-        # Negative log-likelihood of N(mean, I): with the constant unit std it is 0.5·‖a − μ‖² + const.
-        sq_err = jnp.sum((batch['actions'] - means) ** 2, axis=-1)
-        nll = 0.5 * sq_err + 0.5 * self.action_dim * math.log(2 * math.pi)
-        loss = nll.mean()
-        return loss, {'actor_loss': loss, 'mse': sq_err.mean() / self.action_dim}
+        # Negative log-likelihood under the constant unit std: 0.5·‖a − μ‖² + const.
+        loss = unit_gaussian_nll(batch['actions'], means).mean()
+        return loss, {'actor_loss': loss, 'mse': jnp.mean((batch['actions'] - means) ** 2)}
 
     @jax.jit
     def sample_actions(self, observations: jnp.ndarray, goals: jnp.ndarray | None, seed: jnp.ndarray) -> jnp.ndarray:

@@ -2,17 +2,19 @@
 import ml_collections
 
 
-def base_config(agent_name: str) -> ml_collections.ConfigDict:
-    """Optimiser, batch and goal-sampling keys with the paper's defaults."""
+def base_config(agent_name: str, goal_conditioned: bool = True) -> ml_collections.ConfigDict:
+    """Optimiser, batch and (for goal-conditioned agents) goal-sampling keys with the paper's defaults."""
     config = ml_collections.ConfigDict()
     config.agent_name = agent_name  # Registry name; checked against --agent when a checkpoint is restored.
     config.lr = 3e-4  # Adam learning rate.
     config.batch_size = 1024  # Transitions per gradient step.
     config.actor_hidden_dims = (512, 512, 512, 512)  # Policy MLP widths (4 × 512 GELU, no LayerNorm).
+    config.discount = 0.99  # Geometric goal offsets ~ Geometric(1 − discount); value agents' discount.
+    if not goal_conditioned:
+        return config
     # Goal relabelling for the actor (OGBench GCDataset semantics); the three probabilities must sum to 1.
     config.p_curgoal = 0.0  # Goal = the current state.
     config.p_trajgoal = 1.0  # Goal = a future state of the same trajectory.
     config.p_randomgoal = 0.0  # Goal = a random dataset state.
     config.geom_sample = False  # Future goals: geometric offsets (True) or uniform up to the trajectory end (False).
-    config.discount = 0.99  # Geometric goal offsets ~ Geometric(1 − discount); value agents' discount.
     return config

@@ -8,9 +8,15 @@ valid row of t's trajectory in the compact layout):
   geometric: min(t + k, e), k ~ Geometric(1 − discount) ≥ 1;
 - otherwise a uniformly random valid state of the dataset.
 The probabilities must sum to one (checked when the sampler is built).
+
+Hierarchical agents (`subgoal_steps = k > 0`) also get, as in OGBench's HGCDataset:
+- 'low_goals':    the goal representation of state min(t + k, e)  (the low level's subgoal);
+- 'high_targets': the goal representation of state min(t + k, goal) when the goal lies in t's trajectory (at or
+                  after t), else min(t + k, e)  (what the high level learns to predict).
+Value agents (`with_next_observations`) also get 'next_observations' = row t + 1 (valid: t is never a last row).
 """
 import dataclasses
-from typing import Dict
+from typing import Dict, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +36,8 @@ class GoalSamplingConfig:
     p_randomgoal: float = 0.0
     geom_sample: bool = False
     discount: float = 0.99
+    subgoal_steps: int = 0
+    with_next_observations: bool = False
 
     def __post_init__(self):
         probs = (self.p_curgoal, self.p_trajgoal, self.p_randomgoal)
@@ -37,14 +45,20 @@ class GoalSamplingConfig:
             raise ValueError(f'p_curgoal + p_trajgoal + p_randomgoal must be 1 with each ≥ 0, got {probs}.')
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be positive, got {self.batch_size}.')
+        if self.subgoal_steps < 0:
+            raise ValueError(f'subgoal_steps must be ≥ 0, got {self.subgoal_steps}.')
         if self.geom_sample and not 0.0 <= self.discount < 1.0:
             raise ValueError(f'geometric goals need 0 ≤ discount < 1, got {self.discount}.')
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> 'GoalSamplingConfig':
-        return cls(batch_size=int(config.batch_size), p_curgoal=float(config.p_curgoal),
-                   p_trajgoal=float(config.p_trajgoal), p_randomgoal=float(config.p_randomgoal),
-                   geom_sample=bool(config.geom_sample), discount=float(config.discount))
+        """Reads the sampler keys of an agent config; configs without goal keys (single-task agents) get the
+        defaults, whose goals those agents never read."""
+        return cls(batch_size=int(config.batch_size), p_curgoal=float(config.get('p_curgoal', 0.0)),
+                   p_trajgoal=float(config.get('p_trajgoal', 1.0)), p_randomgoal=float(config.get('p_randomgoal', 0.0)),
+                   geom_sample=bool(config.get('geom_sample', False)), discount=float(config.get('discount', 0.99)),
+                   subgoal_steps=int(config.get('subgoal_steps', 0)),
+                   with_next_observations=bool(config.get('with_next_observations', False)))
 
 
 def index_arrays(dataset: Arrays) -> Arrays:
@@ -67,12 +81,19 @@ def goal_source_key(dataset: Arrays) -> str:
     return 'oracle_reps' if 'oracle_reps' in dataset else 'observations'
 
 
-def device_dataset(dataset: Arrays, keys=('observations', 'actions')) -> Dict[str, jnp.ndarray]:
+def batch_keys(dataset: Arrays) -> Tuple[str, ...]:
+    """Per-row arrays a batch carries: observations and actions, plus rewards and masks where the dataset has them
+    (`-singletask` datasets)."""
+    return ('observations', 'actions') + tuple(k for k in ('rewards', 'masks') if k in dataset)
+
+
+def device_dataset(dataset: Arrays, keys: Sequence[str] | None = None) -> Dict[str, jnp.ndarray]:
     """The arrays the compiled sampler needs, put on the default device once.
 
-    `keys` lists the per-row arrays the batch should carry; goal sources and index helpers are added.
+    `keys` lists the per-row arrays the batch should carry (default `batch_keys(dataset)`); goal sources and
+    index helpers are added.
     """
-    arrays = {key: dataset[key] for key in keys}
+    arrays = {key: dataset[key] for key in (batch_keys(dataset) if keys is None else keys)}
     arrays['goal_source'] = dataset[goal_source_key(dataset)]
     arrays.update(index_arrays(dataset))
     return {key: jnp.asarray(value) for key, value in arrays.items()}
@@ -90,6 +111,19 @@ def _choose_goal_idxs(idxs, traj_idxs, random_idxs, traj_draw, cur_draw, cfg: Go
     p_traj = cfg.p_trajgoal / (1.0 - cfg.p_curgoal + 1e-6)
     goal_idxs = xp.where(traj_draw < p_traj, traj_idxs, random_idxs)
     return xp.where(cur_draw < cfg.p_curgoal, idxs, goal_idxs)
+
+
+def _add_extras(batch, source, observations, idxs, goal_idxs, final_idxs, cfg: GoalSamplingConfig, xp):
+    """Adds the hierarchical subgoal targets and next observations that `cfg` asks for (shared by both samplers)."""
+    if cfg.subgoal_steps > 0:
+        ahead = idxs + cfg.subgoal_steps
+        in_trajectory = (goal_idxs >= idxs) & (goal_idxs <= final_idxs)
+        high_idxs = xp.where(in_trajectory, xp.minimum(ahead, goal_idxs), xp.minimum(ahead, final_idxs))
+        batch['low_goals'] = source[xp.minimum(ahead, final_idxs)]
+        batch['high_targets'] = source[high_idxs]
+    if cfg.with_next_observations:
+        batch['next_observations'] = observations[idxs + 1]
+    return batch
 
 
 def sample_goal_batch(data: Dict[str, jnp.ndarray], rng: jnp.ndarray, cfg: GoalSamplingConfig) -> Dict[str, jnp.ndarray]:
@@ -111,15 +145,16 @@ def sample_goal_batch(data: Dict[str, jnp.ndarray], rng: jnp.ndarray, cfg: GoalS
              if key not in ('valid_idxs', 'final_idxs', 'goal_source')}
     batch['goals'] = data['goal_source'][goal_idxs]
     batch['idxs'], batch['goal_idxs'] = idxs, goal_idxs
-    return batch
+    return _add_extras(batch, data['goal_source'], data['observations'], idxs, goal_idxs, final_idxs[idxs], cfg, jnp)
 
 
 class HostGoalSampler:
     """Plain numpy reference of `sample_goal_batch`: the classic host-side batch of OGBench-style loops (used by
     the benchmarks as the baseline) and the oracle the tests compare the compiled sampler against."""
 
-    def __init__(self, dataset: Arrays, cfg: GoalSamplingConfig, keys=('observations', 'actions')):
-        self.dataset, self.cfg, self.keys = dataset, cfg, tuple(keys)
+    def __init__(self, dataset: Arrays, cfg: GoalSamplingConfig, keys: Sequence[str] | None = None):
+        self.dataset, self.cfg = dataset, cfg
+        self.keys = batch_keys(dataset) if keys is None else tuple(keys)
         helpers = index_arrays(dataset)
         self.valid_idxs, self.final_idxs = helpers['valid_idxs'], helpers['final_idxs']
         self.goal_source = dataset[goal_source_key(dataset)]
@@ -134,4 +169,5 @@ class HostGoalSampler:
         batch = {key: self.dataset[key][idxs] for key in self.keys}
         batch['goals'] = self.goal_source[goal_idxs]
         batch['idxs'], batch['goal_idxs'] = idxs, goal_idxs
-        return batch
+        return _add_extras(batch, self.goal_source, self.dataset['observations'], idxs, goal_idxs,
+                           self.final_idxs[idxs], cfg, np)

@@ -1,6 +1,7 @@
 """Neural network modules shared by every agent."""
 from networks.mlp import MLP, default_init
-from networks.policies import GaussianActor, VelocityField
+from networks.policies import GaussianActor, OptimalityVelocity, VelocityField, unit_gaussian_nll
 from networks.module_dict import ModuleDict
+from networks.value import ValueNet
 
-__all__ = ['MLP', 'default_init', 'GaussianActor', 'VelocityField', 'ModuleDict']
+__all__ = ['MLP', 'default_init', 'GaussianActor', 'OptimalityVelocity', 'VelocityField', 'unit_gaussian_nll', 'ModuleDict', 'ValueNet']

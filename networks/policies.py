@@ -66,3 +66,30 @@ class GaussianActor(nn.Module):
         x = observations if goals is None else jnp.concatenate([observations, goals], axis=-1)
         x = MLP(self.hidden_dims, activate_final=True)(x)
         return nn.Dense(self.action_dim, kernel_init=default_init(self.final_init_scale))(x)
+
+
+def unit_gaussian_nll(targets: jnp.ndarray, means: jnp.ndarray) -> jnp.ndarray:
+    """Per-row negative log-likelihood of `targets` under N(means, I): 0.5·‖x − μ‖² + 0.5·d·log 2π."""
+    d = targets.shape[-1]
+    return 0.5 * jnp.sum((targets - means) ** 2, axis=-1) + 0.5 * d * jnp.log(2 * jnp.pi)
+
+
+class OptimalityVelocity(nn.Module):
+    """Velocity field conditioned on an optimality label o ∈ {∅, 0, 1} (value-guided CFGRL, paper.md §3).
+
+    Labels are integers: 0 = ∅ (unconditional), 1 = "o = 0" (negative advantage), 2 = "o = 1". Each has a learned
+    embedding of width `embed_dim` in one 3-entry table. Rows whose `uncond` flag is set use label ∅, so the
+    module has the same call signature as `VelocityField` and shares the guided sampler.
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    embed_dim: int = 32
+
+    @nn.compact
+    def __call__(self, observations, labels, noisy_actions, times, uncond=None):
+        if uncond is not None:
+            labels = jnp.where(uncond, 0, labels)
+        conds = nn.Embed(3, self.embed_dim)(labels)
+        return VelocityField(self.hidden_dims, self.action_dim, cond_dim=self.embed_dim)(
+            observations, conds, noisy_actions, times)

@@ -39,12 +39,24 @@ def tiny_dataset(tmp_path_factory):
     return ogbench.load_dataset(str(path), compact_dataset=True)
 
 
+@pytest.fixture(scope='session')
+def tiny_singletask_dataset(tiny_dataset):
+    """The toy dataset with single-task rewards and masks (reward 0 and mask 0 within 0.3 of the origin, else −1)."""
+    dataset = dict(tiny_dataset)
+    success = np.linalg.norm(dataset['observations'][:, :2], axis=-1) < 0.3
+    dataset['rewards'] = success.astype(np.float32) - 1.0
+    dataset['masks'] = 1.0 - success.astype(np.float32)
+    return dataset
+
+
 def tiny_config(name, **overrides):
     """The default config of agent `name` shrunk to a 2 × 64 network and batch 64."""
     from agents import get_config
 
     config = get_config(name)
     config.actor_hidden_dims = (64, 64)
+    if 'value_hidden_dims' in config:
+        config.value_hidden_dims = (64, 64)
     config.batch_size = 64
     config.lr = 1e-3
     config.update(overrides)

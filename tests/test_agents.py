@@ -10,7 +10,14 @@ from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from tests.conftest import tiny_config
 
-VARIANTS = [('cfgrl', {}), ('gcfbc', {}), ('gcfbc', {'use_goals': False}), ('gcbc', {}), ('gcbc', {'use_goals': False})]
+VARIANTS = [('cfgrl', {}), ('gcfbc', {}), ('gcfbc', {'use_goals': False}), ('gcbc', {}), ('gcbc', {'use_goals': False}),
+            ('hcfgrl', {}), ('hcfgrl', {'p_uncond': 0.0}), ('hgcbc', {}), ('cfgrl_iql', {}), ('awr', {})]
+SINGLE_TASK = ('cfgrl_iql', 'awr')
+
+
+@pytest.fixture
+def dataset_for(tiny_dataset, tiny_singletask_dataset):
+    return lambda name: tiny_singletask_dataset if name in SINGLE_TASK else tiny_dataset
 
 
 def _setup(name, dataset, seed=0, **overrides):
@@ -28,6 +35,8 @@ def test_unknown_agent_names_the_valid_choices():
 
 def test_defaults_are_the_papers():
     for name in AGENTS:
+        if 'value_hidden_dims' in get_config(name):
+            assert tuple(get_config(name).value_hidden_dims) == (512, 512, 512, 512)
         config = get_config(name)
         assert tuple(config.actor_hidden_dims) == (512, 512, 512, 512)
         assert config.lr == 3e-4 and config.batch_size == 1024
@@ -35,26 +44,29 @@ def test_defaults_are_the_papers():
 
 
 @pytest.mark.parametrize('name,overrides', VARIANTS)
-def test_update_changes_params_and_learning_lowers_the_loss(tiny_dataset, name, overrides):
-    agent, sampling, data, example = _setup(name, tiny_dataset, **overrides)
+def test_update_changes_params_and_learning_lowers_the_loss(dataset_for, name, overrides):
+    agent, sampling, data, example = _setup(name, dataset_for(name), **overrides)
     before = jax.tree.map(np.array, agent.network.params)
     new_agent, info = jax.jit(lambda a, b: a.update(b))(agent, example)
-    changed = jax.tree.leaves(jax.tree.map(lambda x, y: not np.allclose(x, y), before, new_agent.network.params))
-    assert all(changed), 'every parameter should receive a gradient'
+    changed = jax.tree.map(lambda x, y: not np.allclose(x, y), before, new_agent.network.params)
+    if name in SINGLE_TASK:  # The target critic moves by Polyak averaging only (τ = 0.005 of a one-step change).
+        changed['modules_target_critic'] = True
+    assert all(jax.tree.leaves(changed)), f'every parameter should change: {changed}'
     assert np.isfinite(float(info['actor_loss']))
     assert int(new_agent.network.step) == 1
 
     trainer = ChunkedTrainer(sampling, data, chunk_size=20)
     agent, rng, infos = trainer.run(new_agent, jax.random.PRNGKey(1), 20)
-    first = float(np.mean(infos['actor_loss']))
+    key = 'critic_loss' if name in SINGLE_TASK else 'actor_loss'  # AWR's actor loss re-weights as A is learnt.
+    first = float(np.mean(infos[key]))
     agent, rng, infos = trainer.run(agent, rng, 60)
-    last = float(np.mean(infos['actor_loss']))
+    last = float(np.mean(infos[key]))
     assert last < first, (first, last)
 
 
 @pytest.mark.parametrize('name,overrides', VARIANTS)
-def test_sample_actions_shape_and_range(tiny_dataset, name, overrides):
-    agent, _, _, example = _setup(name, tiny_dataset, **overrides)
+def test_sample_actions_shape_and_range(dataset_for, name, overrides):
+    agent, _, _, example = _setup(name, dataset_for(name), **overrides)
     kwargs = {'guidance': 3.0} if agent.guided else {}
     actions = agent.sample_actions(example['observations'], example['goals'], jax.random.PRNGKey(0), **kwargs)
     assert actions.shape == example['actions'].shape
@@ -114,3 +126,36 @@ def test_chunked_training_equals_step_by_step_updates(tiny_dataset):
     np.testing.assert_array_equal(np.asarray(chunk_rng), np.asarray(rng))
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), ref_params,
                  chunked.network.params)
+
+
+def test_guided_property_follows_condition_dropout(tiny_dataset):
+    assert _setup('cfgrl', tiny_dataset)[0].guided and not _setup('cfgrl', tiny_dataset, p_uncond=0.0)[0].guided
+    assert _setup('hcfgrl', tiny_dataset)[0].guided and not _setup('hcfgrl', tiny_dataset, p_uncond=0.0)[0].guided
+    assert not _setup('gcbc', tiny_dataset)[0].guided and not _setup('hgcbc', tiny_dataset)[0].guided
+
+
+def test_optimality_labels_match_the_hand_computed_advantage_sign(tiny_singletask_dataset):
+    from agents.cfgrl_iql import LABEL_NEGATIVE, LABEL_OPTIMAL, optimality_labels
+
+    np.testing.assert_array_equal(optimality_labels(jnp.array([-0.5, 0.0, 2.0, -1e-6])),
+                                  [LABEL_NEGATIVE, LABEL_OPTIMAL, LABEL_OPTIMAL, LABEL_NEGATIVE])
+    agent, _, _, example = _setup('cfgrl_iql', tiny_singletask_dataset)
+    net = agent.network
+    obs, actions = example['observations'], example['actions']
+    q = np.minimum(*np.asarray(net.select('critic')(obs, actions)))
+    advantage = q - np.asarray(net.select('value')(obs))
+    expected = np.where(advantage >= 0, LABEL_OPTIMAL, LABEL_NEGATIVE)
+    np.testing.assert_array_equal(optimality_labels(agent.advantages(example)), expected)
+    # The advantage is a stop-gradient for the actor: its gradient w.r.t. the critic is exactly zero.
+    grads = jax.grad(lambda p: agent.replace(network=net.replace(params=p)).actor_loss(
+        example, net.params, jax.random.PRNGKey(0))[0])(net.params)
+    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads['modules_critic']))
+
+
+def test_target_critic_follows_by_polyak_averaging(tiny_singletask_dataset):
+    agent, _, _, example = _setup('awr', tiny_singletask_dataset)
+    target0 = jax.tree.map(np.array, agent.network.params['modules_target_critic'])
+    new, _ = agent.update(example)
+    tau = agent.config.tau
+    jax.tree.map(lambda t0, c, t1: np.testing.assert_allclose(t1, tau * c + (1 - tau) * t0, rtol=1e-5, atol=1e-7),
+                 target0, new.network.params['modules_critic'], new.network.params['modules_target_critic'])

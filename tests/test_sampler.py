@@ -73,3 +73,29 @@ def test_oracle_reps_are_the_goal_source(tiny_dataset):
     cfg = GoalSamplingConfig(batch_size=256)
     batch = _compiled_batch(dataset, cfg)
     np.testing.assert_allclose(batch['goals'], dataset['oracle_reps'][batch['goal_idxs']])
+
+
+def test_hierarchical_subgoal_targets_respect_trajectory_and_goal(tiny_dataset):
+    cfg = GoalSamplingConfig(batch_size=8192, p_curgoal=0.2, p_trajgoal=0.5, p_randomgoal=0.3, subgoal_steps=5)
+    batch = _compiled_batch(tiny_dataset, cfg, seed=3)
+    idxs, goals = batch['idxs'], batch['goal_idxs']
+    final = index_arrays(tiny_dataset)['final_idxs'][idxs]
+    obs = tiny_dataset['observations']
+    np.testing.assert_array_equal(batch['low_goals'], obs[np.minimum(idxs + 5, final)])
+    in_traj = (goals >= idxs) & (goals <= final)
+    expected_high = np.where(in_traj, np.minimum(idxs + 5, goals), np.minimum(idxs + 5, final))
+    np.testing.assert_array_equal(batch['high_targets'], obs[expected_high])
+    # The target never passes the goal (same trajectory) nor the trajectory's end.
+    assert np.all(expected_high <= final) and np.all(expected_high[in_traj] <= goals[in_traj])
+    assert np.all(expected_high >= idxs)
+    ref = HostGoalSampler(tiny_dataset, cfg).sample(np.random.default_rng(0))
+    assert ref['low_goals'].shape == batch['low_goals'].shape and ref['high_targets'].shape == batch['high_targets'].shape
+
+
+def test_next_observations_and_rewards(tiny_singletask_dataset):
+    cfg = GoalSamplingConfig(batch_size=512, with_next_observations=True)
+    batch = _compiled_batch(tiny_singletask_dataset, cfg)
+    obs = tiny_singletask_dataset['observations']
+    np.testing.assert_array_equal(batch['next_observations'], obs[batch['idxs'] + 1])
+    np.testing.assert_array_equal(batch['rewards'], tiny_singletask_dataset['rewards'][batch['idxs']])
+    np.testing.assert_array_equal(batch['masks'], tiny_singletask_dataset['masks'][batch['idxs']])

@@ -1,0 +1,76 @@
+"""IQL value learning shared by the single-task agents (value-guided CFGRL and AWR), paper.md §3.
+
+V(s):   expectile regression (τ = `expectile`) onto min(Q1, Q2)(s, a) of the target critic.
+Q_i:    TD regression onto r + γ·mask·V(s').
+A(s,a): min(Q1, Q2)(s, a) − V(s) of the online networks, never differentiated (the actor only reads it).
+The target critic follows the critic by Polyak averaging after every step.
+"""
+from typing import Any, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from agents.base import Agent, Batch, Info, freeze_config, init_network
+from networks import ValueNet
+
+
+def expectile_loss(diff: jnp.ndarray, expectile: float) -> jnp.ndarray:
+    """Asymmetric squared loss |τ − 1[diff < 0]|·diff²: positive errors weigh τ, negative ones 1 − τ."""
+    weight = jnp.where(diff >= 0, expectile, 1.0 - expectile)
+    return weight * diff ** 2
+
+
+def create_iql_agent(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict,
+                     actor, actor_inputs: Tuple) -> Agent:
+    """Builds an agent whose network holds V, twin Q, a target Q and the given actor module."""
+    obs, actions = example_batch['observations'], example_batch['actions']
+    hidden = tuple(config.value_hidden_dims)
+    modules = {'value': ValueNet(hidden), 'critic': ValueNet(hidden, num_ensemble=2),
+               'target_critic': ValueNet(hidden, num_ensemble=2), 'actor': actor}
+    inputs = {'value': (obs,), 'critic': (obs, actions), 'target_critic': (obs, actions), 'actor': actor_inputs}
+    rng, network = init_network(seed, modules, inputs, config)
+    params = dict(network.params)
+    params['modules_target_critic'] = params['modules_critic']  # Start the target equal to the critic.
+    network = network.replace(params=params)
+    return cls(rng=rng, network=network, config=freeze_config(config), action_dim=actions.shape[-1])
+
+
+class IQLAgent(Agent):
+    """Base of the IQL agents: value and critic losses, advantages and the target update. Subclasses add
+    `actor_loss(batch, grad_params, rng)` and `sample_actions`."""
+
+    def value_losses(self, batch: Batch, grad_params: Any) -> Tuple[jnp.ndarray, Info]:
+        obs, actions = batch['observations'], batch['actions']
+        target_q = jnp.min(self.network.select('target_critic')(obs, actions), axis=0)
+        v = self.network.select('value')(obs, params=grad_params)
+        value_loss = expectile_loss(target_q - v, self.config.expectile).mean()
+
+        next_v = self.network.select('value')(batch['next_observations'])
+        td_target = batch['rewards'] + self.config.discount * batch['masks'] * next_v
+        q = self.network.select('critic')(obs, actions, params=grad_params)
+        critic_loss = jnp.mean((q - td_target[None]) ** 2)
+        return value_loss + critic_loss, {'value_loss': value_loss, 'critic_loss': critic_loss,
+                                          'v_mean': v.mean(), 'q_mean': q.mean()}
+
+    def advantages(self, batch: Batch) -> jnp.ndarray:
+        """A = min(Q1, Q2)(s, a) − V(s) with the online networks; gradients never reach them through A."""
+        obs = batch['observations']
+        q = jnp.min(self.network.select('critic')(obs, batch['actions']), axis=0)
+        return jax.lax.stop_gradient(q - self.network.select('value')(obs))
+
+    def actor_loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
+        """Value, critic and actor losses summed under one optimiser (as the authors' code)."""
+        value_loss, info = self.value_losses(batch, grad_params)
+        actor_loss, actor_info = self.actor_loss(batch, grad_params, rng)
+        return value_loss + actor_loss, {**info, **actor_info, 'actor_loss': actor_loss}
+
+    def after_update(self) -> 'IQLAgent':
+        params: Dict[str, Any] = dict(self.network.params)
+        tau = self.config.tau
+        params['modules_target_critic'] = jax.tree.map(lambda c, t: tau * c + (1 - tau) * t,
+                                                       params['modules_critic'], params['modules_target_critic'])
+        return self.replace(network=self.network.replace(params=params))
