@@ -1,28 +1,42 @@
 """Chunked training: K updates per dispatch with `lax.scan`, the batch sampled on device inside the step.
 
 Nothing crosses the host boundary between the K updates; the agent's buffers are donated to the chunk, so the
-parameters are updated in place. The chunk is a pure function of (agent, data, rng), which is what lets several
-seeds train at once under `jax.vmap`.
+parameters are updated in place. The chunk is a pure function of (agent, data, rng), which gives two scalings
+for free:
+- several seeds in one process: `jax.vmap` over stacked agents and sampler keys (`num_seeds`), the dataset shared;
+- several devices: a mesh over the batch axis (`mesh`): the dataset and parameters are replicated, each device
+  gathers and processes its slice of the batch, and XLA inserts the gradient all-reduce (data parallel).
 """
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from agents.base import Agent
+from agents.base import Agent, Batch
 from datasets.sampler import GoalSamplingConfig, sample_goal_batch
 
 ChunkFn = Callable[[Agent, Dict[str, jnp.ndarray], jnp.ndarray], Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]]
+BATCH_AXIS = 'batch'
 
 
-def make_chunk_fn(sampling: GoalSamplingConfig, num_updates: int) -> ChunkFn:
-    """An un-jitted function running `num_updates` sampled updates; returns (agent, rng, per-step metrics)."""
+def make_chunk_fn(sampling: GoalSamplingConfig, num_updates: int,
+                  batch_sharding: NamedSharding | None = None) -> ChunkFn:
+    """An un-jitted function running `num_updates` sampled updates; returns (agent, rng, per-step metrics).
+
+    With `batch_sharding`, each sampled batch is laid out across the mesh's batch axis (data parallelism).
+    """
 
     def chunk(agent: Agent, data: Dict[str, jnp.ndarray], rng: jnp.ndarray):
         def body(carry, _):
             agent, rng = carry
             rng, batch_rng = jax.random.split(rng)
-            agent, info = agent.update(sample_goal_batch(data, batch_rng, sampling))
+            batch = sample_goal_batch(data, batch_rng, sampling)
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+            agent, info = agent.update(batch)
             return (agent, rng), info
 
         (agent, rng), infos = jax.lax.scan(body, (agent, rng), None, length=num_updates)
@@ -31,28 +45,66 @@ def make_chunk_fn(sampling: GoalSamplingConfig, num_updates: int) -> ChunkFn:
     return chunk
 
 
+def data_parallel_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh over `devices` (default: all local devices) whose axis shards the batch."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), (BATCH_AXIS,))
+
+
+def create_agents(agent_cls, seeds: Sequence[int], example_batch: Batch, config: ml_collections.ConfigDict) -> Agent:
+    """Agents of several seeds stacked along a leading axis (each with its own initialisation and RNG)."""
+    return jax.vmap(lambda seed: agent_cls.create(seed, example_batch, config))(jnp.asarray(seeds))
+
+
+def unstack(tree, index: int):
+    """Seed `index` of a stacked pytree (agents, metrics)."""
+    return jax.tree.map(lambda x: x[index], tree)
+
+
 class ChunkedTrainer:
     """Runs training in compiled chunks of at most `chunk_size` updates.
 
     `data` is the device-resident dataset (`datasets.sampler.device_dataset`); `rng` is the sampler's key, kept
     separate from the agent's so a checkpoint can restore both. One compilation per distinct chunk length (the
     regular one, plus at most one shorter final chunk).
+
+    `num_seeds > 1`: the agent and the rng carry a leading seed axis (`create_agents`, stacked keys) and every
+    seed trains in the same dispatch. `mesh`: data-parallel training over the mesh's devices; the batch size must
+    be divisible by the number of devices.
     """
 
-    def __init__(self, sampling: GoalSamplingConfig, data: Dict[str, jnp.ndarray], chunk_size: int):
+    def __init__(self, sampling: GoalSamplingConfig, data: Dict[str, jnp.ndarray], chunk_size: int,
+                 num_seeds: int = 1, mesh: Mesh | None = None):
         if chunk_size < 1:
             raise ValueError(f'chunk_size must be positive, got {chunk_size}.')
-        self.sampling, self.data, self.chunk_size = sampling, data, chunk_size
+        if num_seeds < 1:
+            raise ValueError(f'num_seeds must be positive, got {num_seeds}.')
+        self.sampling, self.chunk_size, self.num_seeds, self.mesh = sampling, chunk_size, num_seeds, mesh
+        self._batch_sharding = None
+        if mesh is not None:
+            if sampling.batch_size % mesh.size:
+                raise ValueError(f'batch_size {sampling.batch_size} is not divisible by the {mesh.size} devices.')
+            self._batch_sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+            data = self.replicate(data)
+        self.data = data
         self._compiled: Dict[int, Callable] = {}
+
+    def replicate(self, tree):
+        """Places `tree` on every device of the mesh (a no-op without one); use it for the agent and rng."""
+        if self.mesh is None:
+            return tree
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
     def _chunk(self, num_updates: int) -> Callable:
         if num_updates not in self._compiled:
-            self._compiled[num_updates] = jax.jit(make_chunk_fn(self.sampling, num_updates), donate_argnums=(0,))
+            fn = make_chunk_fn(self.sampling, num_updates, self._batch_sharding)
+            if self.num_seeds > 1:
+                fn = jax.vmap(fn, in_axes=(0, None, 0))
+            self._compiled[num_updates] = jax.jit(fn, donate_argnums=(0,))
         return self._compiled[num_updates]
 
     def run(self, agent: Agent, rng: jnp.ndarray, num_updates: int) -> Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]:
         """Performs exactly `num_updates` updates (≤ chunk_size per dispatch); returns the per-step metrics of the
-        last dispatch. The passed agent is donated: use only the returned one."""
+        last dispatch (shape (K,), or (num_seeds, K)). The passed agent is donated: use only the returned one."""
         infos = {}
         while num_updates > 0:
             size = min(num_updates, self.chunk_size)
