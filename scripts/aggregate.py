@@ -1,0 +1,173 @@
+"""Aggregate run directories into the paper's tables: mean ± std over seeds, best-w and fixed-w columns, beside
+the paper's numbers; and a success-vs-w figure per task.
+
+    python -m scripts.aggregate runs/ [--fixed_w=3] [--out=results/table.md] [--figures=results/figures]
+
+A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
+by (env_name, variant), where the variant names the baseline a config realises (flow BC is gcfbc without goals,
+flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged.
+"""
+import argparse
+import collections
+import json
+import os
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from scripts.paper_results import paper_value
+
+UNGUIDED_KEYS = ('none',)
+
+
+def variant_label(agent: str, config: Mapping) -> str:
+    """The name of the table column a run belongs to."""
+    if agent in ('gcfbc', 'gcbc') and not config.get('use_goals', True):
+        return {'gcfbc': 'flow_bc', 'gcbc': 'bc'}[agent]
+    if agent in ('cfgrl', 'hcfgrl', 'cfgrl_iql') and config.get('p_uncond', 0.1) == 0:
+        return {'cfgrl': 'gcfbc_nodrop', 'hcfgrl': 'flow_hgcbc', 'cfgrl_iql': 'flow_bc_iql'}[agent]
+    if agent == 'awr':
+        return f'awr(alpha={config.get("alpha"):g})'
+    return agent
+
+
+def find_runs(roots: Iterable[str]) -> List[str]:
+    """Every folder under `roots` with a summary.json and config.json (re-evaluation subfolders excluded)."""
+    found = []
+    for root in roots:
+        for folder, subdirs, files in os.walk(root):
+            subdirs[:] = [d for d in subdirs if d not in ('checkpoints', 'tb', 'videos', 'evals')]
+            if 'summary.json' in files and 'config.json' in files:
+                found.append(folder)
+    return sorted(found)
+
+
+def load_run(folder: str) -> Tuple[str, str, Dict[str, float], Dict[str, Dict[str, float]], int]:
+    """(env_name, variant, overall success per w, per-task success per w, step) of one run directory."""
+    with open(os.path.join(folder, 'summary.json')) as f:
+        summary = json.load(f)
+    with open(os.path.join(folder, 'config.json')) as f:
+        config = json.load(f)
+    overall = {w: float(r['overall_success']) for w, r in summary['guidance'].items()}
+    tasks = {w: {t: float(s) for t, s in r['task_success'].items()} for w, r in summary['guidance'].items()}
+    return summary['env_name'], variant_label(summary['agent'], config), overall, tasks, int(summary['step'])
+
+
+class Cell:
+    """The seeds of one (env, variant): overall success per w for every seed."""
+
+    def __init__(self):
+        self.per_seed: List[Dict[str, float]] = []
+        self.tasks: List[Dict[str, Dict[str, float]]] = []
+        self.steps: List[int] = []
+
+    def weights(self) -> List[str]:
+        common = set.intersection(*(set(s) for s in self.per_seed))
+        return sorted(common, key=lambda w: (w in UNGUIDED_KEYS, float(w) if w not in UNGUIDED_KEYS else 0))
+
+    def stats(self, w: str) -> Tuple[float, float]:
+        values = np.array([s[w] for s in self.per_seed]) * 100
+        return float(values.mean()), float(values.std())
+
+    def best(self) -> Tuple[str, float, float]:
+        """The weight with the highest mean success over seeds (chosen after the fact, as the paper's sweeps)."""
+        w = max(self.weights(), key=lambda k: self.stats(k)[0])
+        return (w, *self.stats(w))
+
+
+def collect(folders: Iterable[str]) -> Dict[Tuple[str, str], Cell]:
+    cells: Dict[Tuple[str, str], Cell] = collections.defaultdict(Cell)
+    for folder in folders:
+        env, variant, overall, tasks, step = load_run(folder)
+        cell = cells[(env, variant)]
+        cell.per_seed.append(overall)
+        cell.tasks.append(tasks)
+        cell.steps.append(step)
+    return dict(cells)
+
+
+def _fmt(mean: float, std: float) -> str:
+    return f'{mean:.0f} ± {std:.0f}'
+
+
+def _paper(env: str, variant: str) -> str:
+    value = paper_value(env, variant.split('(')[0])
+    if value is None:
+        return '–'
+    return _fmt(*value) if isinstance(value, tuple) else f'{value}'
+
+
+def table(cells: Mapping[Tuple[str, str], Cell], fixed_w: Optional[str] = '3') -> str:
+    """A markdown table: one row per (env, variant) with seeds, steps, best w, best-w and fixed-w success (%, mean ±
+    std over seeds) and the paper's number."""
+    lines = ['| env | variant | seeds | steps | best w | success at best w | success at w = '
+             f'{fixed_w} | paper |', '|---|---|---|---|---|---|---|---|']
+    for (env, variant), cell in sorted(cells.items()):
+        w, mean, std = cell.best()
+        fixed = _fmt(*cell.stats(fixed_w)) if fixed_w in cell.weights() else '–'
+        steps = sorted(set(cell.steps))
+        lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | {"/".join(map(str, steps))} | {w} | '
+                     f'{_fmt(mean, std)} | {fixed} | {_paper(env, variant)} |')
+    return '\n'.join(lines)
+
+
+def plot_success_vs_w(cells: Mapping[Tuple[str, str], Cell], folder: str) -> List[str]:
+    """One PNG per env: mean ± std success against w for guided variants, unguided ones as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for env in sorted({env for env, _ in cells}):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for (cell_env, variant), cell in sorted(cells.items()):
+            if cell_env != env:
+                continue
+            ws = [w for w in cell.weights() if w not in UNGUIDED_KEYS]
+            if ws:
+                stats = np.array([cell.stats(w) for w in ws])
+                x = [float(w) for w in ws]
+                ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], marker='o', capsize=3, label=variant)
+            else:
+                mean, std = cell.stats(cell.weights()[0])
+                ax.axhline(mean, ls='--', lw=1, label=f'{variant} ({mean:.0f}%)')
+        ax.axvline(1.0, color='0.6', lw=0.8)
+        ax.set_xlabel('guidance weight w (w = 1: GCBC)')
+        ax.set_ylabel('success (%)')
+        ax.set_ylim(-2, 102)
+        ax.set_title(env, fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = os.path.join(folder, f'{env}.png')
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('roots', nargs='+', help='Folders to search for run directories.')
+    parser.add_argument('--fixed_w', default='3', help='Guidance weight of the fixed-w column (paper: 3).')
+    parser.add_argument('--out', default=None, help='Also write the table to this markdown file.')
+    parser.add_argument('--figures', default=None, help='Folder for the success-vs-w figures.')
+    args = parser.parse_args(argv)
+    folders = find_runs(args.roots)
+    if not folders:
+        raise SystemExit(f'No run directories (summary.json + config.json) under {args.roots}.')
+    cells = collect(folders)
+    text = table(cells, args.fixed_w)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+    if args.figures:
+        for path in plot_success_vs_w(cells, args.figures):
+            print('wrote', path)
+
+
+if __name__ == '__main__':
+    main()
