@@ -1,0 +1,49 @@
+"""Sweep scripts are current, and the launchers run the cells they should with the extra flags appended."""
+import os
+import subprocess
+
+from scripts.make_sweeps import SWEEPS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_checked_in_sweeps_match_the_generator():
+    for name, make in SWEEPS.items():
+        with open(os.path.join(REPO, 'scripts', name)) as f:
+            assert f.read() == '\n'.join(make()) + '\n', f'{name} is stale: run python -m scripts.make_sweeps'
+
+
+def test_every_cell_names_a_registered_agent_and_a_valid_dataset():
+    from agents import AGENTS
+    from datasets.loading import check_dataset_name
+
+    for name, make in SWEEPS.items():
+        for line in make():
+            if line.startswith('python '):
+                flags = dict(part.split('=', 1) for part in line.split()[2:])
+                assert flags['--agent'] in AGENTS
+                check_dataset_name(flags['--env_name'])
+
+
+def _sweep(tmp_path):
+    path = tmp_path / 'sweep.sh'
+    cells = [f'python -c "import sys; print(\'cell{i}\', sys.argv[1:])"' for i in range(4)]
+    path.write_text('#!/usr/bin/env bash\n# comment\n' + '\n'.join(cells) + '\n')
+    return str(path)
+
+
+def test_local_launcher_appends_flags_and_selects_cells(tmp_path):
+    env = dict(os.environ, CELLS='1-2')
+    out = subprocess.run(['bash', os.path.join(REPO, 'scripts/launch_local.sh'), _sweep(tmp_path), '--x=1'],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "cell1 ['--x=1']" in out.stdout and "cell2 ['--x=1']" in out.stdout
+    assert 'cell0' not in out.stdout.replace('[cell', '') and "cell3 [" not in out.stdout
+
+
+def test_slurm_cell_runs_the_array_task_index(tmp_path):
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID='3')
+    out = subprocess.run(['bash', os.path.join(REPO, 'scripts/slurm_cell.sh'), _sweep(tmp_path), '--y=2'],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "cell3 ['--y=2']" in out.stdout
