@@ -182,8 +182,8 @@ def get_recipe(name: str) -> Recipe:
         raise UnknownDatasetError(
             f'{name!r} cannot be regenerated offline: its recipe needs expert policies (SAC agents, or rendering for '
             f'visual-*) that only the authors have. Download it with ogbench.download_datasets([{base!r}]) on a '
-            f'machine with internet and copy {base}.npz and {base}-val.npz into the dataset directory. '
-            f'Regenerable datasets: {", ".join(REGENERABLE)}.')
+            f'machine with internet and copy {base}.npz and {base}-val.npz into the dataset directory (default '
+            f'~/.ogbench/data). Regenerable datasets: {", ".join(REGENERABLE)}.')
     raise UnknownDatasetError(
         f'Unknown or non-regenerable dataset {name!r}. Regenerable datasets (the -oraclerep and -singletask[-taskN] '
         f'variants of each use the same files): {", ".join(REGENERABLE)}.')
@@ -208,15 +208,20 @@ def num_val_episodes(num_episodes: int) -> int:
     return max(1, num_episodes // 10)
 
 
+def make_env(env_id: str, **kwargs):
+    """gymnasium.make for an OGBench environment id (importing ogbench registers them)."""
+    import gymnasium
+    import ogbench  # noqa: F401
+
+    return gymnasium.make(env_id, **kwargs)
+
+
 def make_collection_env(recipe: Recipe):
     """The environment in data-collection configuration: no termination at the goal, the recipe's episode length."""
-    import gymnasium
-    import ogbench  # noqa: F401  (registers the environments)
-
     if recipe.family == 'maze':
-        return gymnasium.make(recipe.env_id, terminate_at_goal=False, max_episode_steps=recipe.episode_length)
-    return gymnasium.make(recipe.env_id, terminate_at_goal=False, mode='data_collection',
-                          max_episode_steps=recipe.episode_length)
+        return make_env(recipe.env_id, terminate_at_goal=False, max_episode_steps=recipe.episode_length)
+    return make_env(recipe.env_id, terminate_at_goal=False, mode='data_collection',
+                    max_episode_steps=recipe.episode_length)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""OGBench data: loading, offline regeneration (generate, validate, recipes) and goal-relabelling samplers."""

@@ -1,0 +1,555 @@
+"""Offline regeneration of OGBench datasets with OGBench's own environments and scripted oracles.
+
+    python -m datasets.generate --dataset=pointmaze-medium-navigate-v0 [--num_episodes=N] [--episode_length=L]
+        [--dataset_dir=DIR] [--seed=S] [--workers=P] [--overwrite]
+
+writes `<name>.npz` and `<name>-val.npz` (the next num_episodes // 10 episodes) in the layout `ogbench.load_dataset`
+reads, so the plain, `-oraclerep` and `-singletask` variants all load natively. The recipes are in
+`datasets.recipes`; the data matches the published datasets in distribution, not byte for byte (the originals were
+unseeded).
+
+Guarantees, and how they are kept:
+- Reproducible: episode i draws everything from SeedSequence(seed, spawn_key=(i,)), so the same seed gives the same
+  bytes whatever the number of workers (the zip entries carry a fixed timestamp too).
+- Parallel and memory-bounded: worker processes collect blocks of episodes into shard files in a temporary folder
+  next to the output; the merge streams the shards into the zip one at a time, so memory never holds a whole array.
+- Atomic: files are written under a hidden temporary name in the target folder and renamed when complete; an
+  interrupted run leaves nothing that looks like a dataset. Existing datasets are never overwritten without
+  `--overwrite`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import http.client
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+import zipfile
+import zlib
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+
+from datasets.recipes import (REGENERABLE, ManipulationRecipe, MazeOracle, Recipe, UnknownDatasetError,
+                              base_dataset_name, cells_at_bfs_distance, free_cells, get_recipe,
+                              make_collection_env, make_manipulation_oracles, noisy_action_std, num_val_episodes,
+                              scene_episode_healthy, sized, STITCH_GOAL_BFS_STEPS, vertex_cells)
+
+__all__ = ['REGENERABLE', 'base_dataset_name', 'ensure_dataset', 'generate', 'check_npz_file',
+           'CorruptDatasetError', 'DatasetUnavailableError', 'UnknownDatasetError']
+
+DEFAULT_DATASET_DIR = '~/.ogbench/data'  # Where ogbench looks (ogbench.utils.DEFAULT_DATASET_DIR).
+KEYS = ('observations', 'actions', 'terminals', 'qpos', 'qvel', 'button_states')  # File order; buttons optional.
+DTYPES = dict(observations=np.float32, actions=np.float32, terminals=bool, qpos=np.float32, qvel=np.float32,
+              button_states=np.int64)
+REQUIRED_KEYS = ('observations', 'actions', 'terminals')  # What ogbench.load_dataset cannot do without.
+DATASET_TYPES = ('navigate', 'stitch', 'explore', 'play', 'noisy')  # Every OGBench dataset name has one.
+BLOCK_ROWS = 10_000  # Rows per shard block: small enough for a lively progress bar and little memory per worker...
+BLOCKS_PER_WORKER = 8  # ...and at least this many blocks per worker so that the last block does not run alone.
+MAX_SCENE_ATTEMPTS = 100  # Scene episodes whose cube falls off the table are redone; give up after this many.
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # Fixed zip entry time (the earliest zip allows) so bytes depend on data only.
+
+
+class CorruptDatasetError(RuntimeError):
+    """A dataset file exists but cannot be read completely; it is never overwritten automatically."""
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A dataset is missing, cannot be downloaded here and is not regenerated; the message says what to do."""
+
+
+# ====================================================================================================================
+# Seeding.
+# ====================================================================================================================
+@dataclasses.dataclass
+class EpisodeRngs:
+    """Every source of randomness of one episode, all derived from (seed, episode index)."""
+
+    policy: np.random.Generator  # Our own draws: start/goal cells, action noise, random actions, p_stack.
+    env_seed: int  # env.reset(seed=...) and the maze's action_space: the environment's own Generator.
+    legacy_seed: np.ndarray  # For the global np.random that ogbench's maze env and manipulation oracles draw from.
+
+
+def episode_rngs(seed: int, index: int) -> EpisodeRngs:
+    policy_ss, env_ss, legacy_ss = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3)
+    return EpisodeRngs(np.random.default_rng(policy_ss), int(env_ss.generate_state(1)[0]),
+                       legacy_ss.generate_state(4))
+
+
+@contextlib.contextmanager
+def legacy_global_seed(seed: np.ndarray) -> Iterator[None]:
+    """Seed the global np.random for the duration of one episode, then restore the caller's state.
+
+    ogbench draws start/goal jitter and teleports (locomaze) and every oracle's plan noise and final poses
+    (manipspace oracles) from the legacy global `np.random`. Seeding it per episode is the only way to make an
+    episode's bytes independent of which worker ran it and what ran before; our own draws use a Generator.
+    """
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
+
+
+# ====================================================================================================================
+# The oracle-driving loops: one per family, shared by generation and by datasets.validate's oracle evaluation.
+# ====================================================================================================================
+class EpisodeBuffer:
+    """The rows of one episode in ogbench's npz layout: the observation *before* each action, and the state
+    (`prev_qpos`, `prev_qvel`, `prev_button_states`) that observation came from."""
+
+    def __init__(self, with_buttons: bool):
+        self._rows: Dict[str, list] = {k: [] for k in KEYS if with_buttons or k != 'button_states'}
+
+    def add(self, ob: np.ndarray, action: np.ndarray, done: bool, info: dict) -> None:
+        self._rows['observations'].append(ob)
+        self._rows['actions'].append(action)
+        self._rows['terminals'].append(done)
+        self._rows['qpos'].append(info['prev_qpos'])
+        self._rows['qvel'].append(info['prev_qvel'])
+        if 'button_states' in self._rows:
+            self._rows['button_states'].append(info['prev_button_states'])
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        return {k: np.asarray(v, dtype=DTYPES[k]) for k, v in self._rows.items()}
+
+
+def run_maze_episode(env, oracle: MazeOracle, ob: np.ndarray, rng: np.random.Generator, noise: float,
+                     regoal: Callable[[], None] | None = None, buffer: EpisodeBuffer | None = None) -> float:
+    """Steps the maze oracle (plus N(0, noise²), clipped) from a reset env until the episode ends.
+
+    regoal is called whenever the goal is reached (navigate datasets move the goal); returns the final
+    info['success'] as a float, which is OGBench's evaluation score.
+    """
+    maze = env.unwrapped
+    done, success = False, 0.0
+    while not done:
+        action = oracle.action(np.asarray(maze.cur_goal_xy))
+        if noise > 0:
+            action = action + rng.normal(0.0, noise, size=action.shape)
+        action = np.clip(action, -1.0, 1.0)
+        next_ob, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        success = float(info['success'])
+        if buffer is not None:
+            buffer.add(ob, action, done, info)
+        if success and regoal is not None:
+            regoal()
+        ob = next_ob
+    return success
+
+
+def run_manipulation_episode(env, oracles: Dict[str, object], ob: np.ndarray, info: dict, rng: np.random.Generator,
+                             next_target: Callable[[], Tuple[np.ndarray, dict] | None], p_random_action: float = 0.0,
+                             action_std: np.ndarray | None = None, augment_info: Callable[[dict], dict] | None = None,
+                             buffer: EpisodeBuffer | None = None) -> float:
+    """Steps OGBench's scripted oracles from a reset env until the episode ends; returns the final success.
+
+    The oracle is picked by `info['privileged/target_task']`; with probability p_random_action a step's action is
+    uniform random instead, otherwise N(0, action_std²) noise is added (noisy datasets). When the oracle is done,
+    next_target() sets a new target and returns (ob, info) for it (None: keep going). augment_info lets the
+    evaluation supply the privileged target keys that the env only reports in data-collection mode.
+    """
+    augment = augment_info or (lambda i: i)
+    act_dim = env.action_space.shape[0]
+    info = augment(info)
+    oracle = oracles[info['privileged/target_task']]
+    oracle.reset(ob, info)
+    done, success = False, 0.0
+    while not done:
+        if rng.random() < p_random_action:
+            action = rng.uniform(-1.0, 1.0, size=act_dim)
+        else:
+            action = np.asarray(oracle.select_action(ob, info), dtype=np.float64)
+            if action_std is not None:
+                action = action + rng.normal(0.0, action_std)
+        action = np.clip(action, -1.0, 1.0)
+        next_ob, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        success = float(info['success'])
+        if buffer is not None:
+            buffer.add(ob, action, done, info)
+        ob, info = next_ob, augment(info)
+        if oracle.done and not done:
+            target = next_target()
+            if target is not None:
+                ob, info = target[0], augment(target[1])
+                oracle = oracles[info['privileged/target_task']]
+                oracle.reset(ob, info)
+    return success
+
+
+# ====================================================================================================================
+# One episode of a dataset.
+# ====================================================================================================================
+class Collector:
+    """A collection env and its oracles for one recipe: built once per worker (a manipulation env takes seconds)."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.env = make_collection_env(recipe)
+        if recipe.family == 'maze':
+            maze_map = self.env.unwrapped.maze_map
+            self.oracle = MazeOracle(self.env)
+            self.cells, self.vertices = free_cells(maze_map), vertex_cells(maze_map)
+        else:
+            self.env.reset(seed=0)  # Builds the MuJoCo model, which the oracles and attribute lookups need.
+            self.oracles = make_manipulation_oracles(self.env, recipe)
+            self.with_buttons = hasattr(self.env.unwrapped, '_cur_button_states')
+
+    def episode(self, seed: int, index: int) -> Dict[str, np.ndarray]:
+        rngs = episode_rngs(seed, index)
+        with legacy_global_seed(rngs.legacy_seed):
+            if self.recipe.family == 'maze':
+                return self._maze_episode(rngs)
+            return self._manipulation_episode(rngs)
+
+    def _maze_episode(self, rngs: EpisodeRngs) -> Dict[str, np.ndarray]:
+        recipe, maze, rng = self.recipe, self.env.unwrapped, rngs.policy
+        init = self.cells[rng.integers(len(self.cells))]
+        if recipe.dataset_type == 'navigate':
+            goal = self.vertices[rng.integers(len(self.vertices))]
+        else:
+            ring = cells_at_bfs_distance(maze.maze_map, init, STITCH_GOAL_BFS_STEPS)
+            goal = ring[rng.integers(len(ring))] if ring else init
+
+        def regoal() -> None:  # navigate: a new random vertex goal, jittered like the env jitters its goals.
+            cell = self.vertices[rng.integers(len(self.vertices))]
+            maze.set_goal(goal_xy=maze.add_noise(maze.ij_to_xy(cell)))
+
+        maze.action_space.seed(rngs.env_seed)  # ogbench's reset takes a few random-action steps.
+        ob, _ = self.env.reset(seed=rngs.env_seed, options=dict(task_info=dict(init_ij=init, goal_ij=goal)))
+        buffer = EpisodeBuffer(with_buttons=False)
+        run_maze_episode(self.env, self.oracle, ob, rng, recipe.action_noise,
+                         regoal=regoal if recipe.dataset_type == 'navigate' else None, buffer=buffer)
+        return buffer.arrays()
+
+    def _manipulation_episode(self, rngs: EpisodeRngs) -> Dict[str, np.ndarray]:
+        recipe, env, rng = self.recipe, self.env, rngs.policy
+        for attempt in range(MAX_SCENE_ATTEMPTS):
+            ob, info = env.reset(seed=rngs.env_seed if attempt == 0 else None)
+            p_stack = rng.uniform(*recipe.p_stack_range)
+            buffer = EpisodeBuffer(self.with_buttons)
+            run_manipulation_episode(
+                env, self.oracles, ob, info, rng,
+                next_target=lambda: env.unwrapped.set_new_target(p_stack=p_stack),
+                p_random_action=recipe.p_random_action, action_std=noisy_action_std(recipe, rng), buffer=buffer)
+            arrays = buffer.arrays()
+            if recipe.env_family != 'scene' or scene_episode_healthy(arrays['qpos'], env.unwrapped._num_cubes):
+                return arrays
+        raise RuntimeError(f'{recipe.name}: {MAX_SCENE_ATTEMPTS} attempts in a row knocked a cube off the table')
+
+
+_COLLECTOR: Collector | None = None  # Per process: the worker's env, kept across blocks of the same recipe.
+
+
+def _collector(recipe: Recipe) -> Collector:
+    global _COLLECTOR
+    if _COLLECTOR is None or _COLLECTOR.recipe != recipe:
+        _release_collector()
+        _COLLECTOR = Collector(recipe)
+    return _COLLECTOR
+
+
+def _release_collector() -> None:
+    global _COLLECTOR
+    if _COLLECTOR is not None:
+        _COLLECTOR.env.close()
+        _COLLECTOR = None
+
+
+# ====================================================================================================================
+# Blocks of episodes → shard files → one streamed npz.
+# ====================================================================================================================
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """Episodes [start, stop) of one run, written as one .npy per key into `folder`."""
+
+    recipe: Recipe
+    seed: int
+    start: int
+    stop: int
+    folder: str
+
+
+def collect_block(block: Block) -> Block:
+    """Worker entry point: collect the block's episodes and save them as its shard files."""
+    with warnings.catch_warnings():
+        # ogbench's manipulation action space is a float32 Box built from float64 bounds: harmless, said per worker.
+        warnings.filterwarnings('ignore', message='.*precision lowered by casting to float32', category=UserWarning)
+        collector = _collector(block.recipe)
+        episodes = [collector.episode(block.seed, i) for i in range(block.start, block.stop)]
+    os.makedirs(block.folder)
+    for key in episodes[0]:
+        np.save(os.path.join(block.folder, f'{key}.npy'), np.concatenate([e[key] for e in episodes]))
+    return block
+
+
+def plan_blocks(recipe: Recipe, seed: int, start: int, stop: int, workers: int, shard_dir: str) -> List[Block]:
+    """Split episodes [start, stop) into blocks; the split never changes the output, only speed and memory."""
+    per_block = max(1, min(BLOCK_ROWS // recipe.episode_length,
+                           math.ceil((stop - start) / (workers * BLOCKS_PER_WORKER))))
+    return [Block(recipe, seed, a, min(a + per_block, stop), os.path.join(shard_dir, f'episodes_{a:07d}'))
+            for a in range(start, stop, per_block)]
+
+
+def _read_npy_header(f) -> Tuple[tuple, np.dtype]:
+    major, _ = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(f)
+    assert not fortran_order, 'shards are written C-ordered'
+    return shape, dtype
+
+
+def write_npz(path: str, folders: Sequence[str]) -> None:
+    """Concatenate the shard folders' arrays into one compressed npz at `path`, key by key, shard by shard.
+
+    Produces exactly what np.savez_compressed would (a deflated zip of .npy files, zip64 forced), but streams the
+    data so that memory holds one shard, and stamps a fixed time so that the bytes depend on the data only.
+    """
+    keys = [k for k in KEYS if os.path.exists(os.path.join(folders[0], f'{k}.npy'))]
+    with zipfile.ZipFile(path, mode='w', compression=zipfile.ZIP_DEFLATED) as zf:
+        for key in keys:
+            shards = [os.path.join(folder, f'{key}.npy') for folder in folders]
+            headers = []
+            for shard in shards:
+                with open(shard, 'rb') as f:
+                    headers.append(_read_npy_header(f))
+            if len({(shape[1:], dtype) for shape, dtype in headers}) != 1:
+                raise ValueError(f'{key}: shards disagree on row shape or dtype: {set(headers)}')
+            (shape, dtype), rows = headers[0], sum(shape[0] for shape, _ in headers)
+            header = dict(descr=np.lib.format.dtype_to_descr(dtype), fortran_order=False, shape=(rows, *shape[1:]))
+            info = zipfile.ZipInfo(f'{key}.npy', date_time=ZIP_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o600 << 16
+            with zf.open(info, mode='w', force_zip64=True) as out:
+                np.lib.format.write_array_header_1_0(out, header)
+                for shard in shards:
+                    with open(shard, 'rb') as f:
+                        _read_npy_header(f)
+                        shutil.copyfileobj(f, out)
+
+
+def check_npz_file(path: str) -> Dict[str, tuple]:
+    """Checks that `path` is a complete dataset file (zip directory, every CRC, required keys, equal row counts).
+
+    Returns {key: shape}. Raises CorruptDatasetError naming the file otherwise; the file is left untouched.
+    """
+    advice = (f'It was left untouched: inspect it, or delete it (and its train/-val partner) so that it can be '
+              f'downloaded or regenerated.')
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise CorruptDatasetError(f'Dataset file {path} is corrupt (bad CRC in {bad}). {advice}')
+            shapes = {}
+            for name in zf.namelist():
+                with zf.open(name) as f:
+                    shapes[name.removesuffix('.npy')] = _read_npy_header(f)[0]
+    except CorruptDatasetError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, zlib.error) as e:
+        raise CorruptDatasetError(f'Dataset file {path} is corrupt or truncated ({type(e).__name__}: {e}). '
+                                  f'{advice}') from e
+    missing = [k for k in REQUIRED_KEYS if k not in shapes]
+    if missing:
+        raise CorruptDatasetError(f'Dataset file {path} lacks the arrays {missing} (has {sorted(shapes)}). {advice}')
+    rows = {k: s[0] if s else None for k, s in shapes.items()}
+    if len(set(rows.values())) != 1:
+        raise CorruptDatasetError(f'Dataset file {path} has arrays of different lengths {rows}. {advice}')
+    return shapes
+
+
+def _is_ogbench_name(dataset_name: str, registry) -> bool:
+    """Whether a plain dataset name is <registered env>-<dataset type>-v0, as ogbench derives the env id."""
+    splits = dataset_name.split('-')
+    return len(splits) >= 3 and splits[-2] in DATASET_TYPES and '-'.join(splits[:-2] + splits[-1:]) in registry
+
+
+def dataset_paths(name: str, dataset_dir: str) -> Tuple[str, str]:
+    """(train, val) file paths of a dataset (variants map to their base file)."""
+    base = base_dataset_name(name)
+    return os.path.join(dataset_dir, f'{base}.npz'), os.path.join(dataset_dir, f'{base}-val.npz')
+
+
+def _refuse_overwrite(paths: Sequence[str]) -> None:
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing:
+        raise FileExistsError(f'Refusing to overwrite existing dataset file(s) {existing}; pass --overwrite '
+                              f'(overwrite=True) to replace them.')
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _format_size(num_bytes: int) -> str:
+    return f'{num_bytes / 1e6:.1f} MB' if num_bytes >= 1e5 else f'{num_bytes / 1e3:.1f} kB'
+
+
+def resolve_dataset_dir(dataset_dir: str | None) -> str:
+    """The absolute dataset folder; None means ogbench's default, ~/.ogbench/data."""
+    return os.path.abspath(os.path.expanduser(dataset_dir or DEFAULT_DATASET_DIR))
+
+
+def _run_blocks(blocks: List[Block], workers: int, progress: bool) -> None:
+    """Collect all blocks, in worker processes when workers > 1, with an episodes/s + ETA progress bar."""
+    from tqdm import tqdm
+
+    total = sum(b.stop - b.start for b in blocks)
+    with tqdm(total=total, unit='ep', desc=blocks[0].recipe.name, disable=not progress, dynamic_ncols=True) as bar:
+        if workers == 1:
+            try:
+                for block in blocks:
+                    collect_block(block)
+                    bar.update(block.stop - block.start)
+            finally:
+                _release_collector()  # The caller (a training run) should not keep a simulator around.
+            return
+        # spawn, not fork: the caller may have JAX (multithreaded) loaded, and forking it can deadlock.
+        with multiprocessing.get_context('spawn').Pool(workers) as pool:
+            for block in pool.imap_unordered(collect_block, blocks):
+                bar.update(block.stop - block.start)
+
+
+def generate(name: str, num_episodes: int | None = None, episode_length: int | None = None,
+             dataset_dir: str | None = None, seed: int = 0, workers: int | None = None, overwrite: bool = False,
+             progress: bool = True) -> Tuple[str, str]:
+    """Regenerate a dataset (train + val files) with the published recipe; returns (train path, val path).
+
+    num_episodes / episode_length default to the published sizes; the val file holds the next
+    max(1, num_episodes // 10) episodes. workers defaults to every core. Refuses, before any work, to overwrite
+    an existing file unless overwrite=True.
+    """
+    recipe = sized(get_recipe(name), num_episodes, episode_length)
+    dataset_dir = resolve_dataset_dir(dataset_dir)
+    os.makedirs(dataset_dir, exist_ok=True)
+    train_path, val_path = dataset_paths(recipe.name, dataset_dir)
+    if not overwrite:
+        _refuse_overwrite([train_path, val_path])
+    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    n_train, n_val = recipe.num_episodes, num_val_episodes(recipe.num_episodes)
+
+    shard_dir = tempfile.mkdtemp(prefix=f'.{recipe.name}.', suffix='.shards', dir=dataset_dir)
+    partials: List[str] = []
+    try:
+        train_blocks = plan_blocks(recipe, seed, 0, n_train, workers, shard_dir)
+        val_blocks = plan_blocks(recipe, seed, n_train, n_train + n_val, workers, shard_dir)
+        _run_blocks(train_blocks + val_blocks, min(workers, len(train_blocks) + len(val_blocks)), progress)
+        for blocks, final in ((val_blocks, val_path), (train_blocks, train_path)):
+            fd, partial = tempfile.mkstemp(prefix=f'.{os.path.basename(final)}.', suffix='.partial',
+                                           dir=dataset_dir)
+            os.close(fd)
+            partials.append(partial)
+            write_npz(partial, [b.folder for b in blocks])
+            os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes it owner-only; a dataset is ordinary data.
+            with open(partial, 'rb') as f:
+                os.fsync(f.fileno())
+        if not overwrite:  # Another process may have written the files meanwhile.
+            _refuse_overwrite([train_path, val_path])
+        # Val first: the train file is the one loaders look for, so it appears only once the pair is complete.
+        os.replace(partials[0], val_path)
+        os.replace(partials[1], train_path)
+    finally:
+        for partial in partials:
+            if os.path.exists(partial):
+                os.remove(partial)
+        shutil.rmtree(shard_dir, ignore_errors=True)
+    return train_path, val_path
+
+
+def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool = True,
+                   num_episodes: int | None = None, episode_length: int | None = None, seed: int = 0,
+                   workers: int | None = None) -> str:
+    """The train .npz path of any OGBench dataset name (variants included), making the files exist if needed.
+
+    Existing files are checked (a corrupt or truncated one raises CorruptDatasetError naming it, never
+    overwritten). Missing files are downloaded with ogbench; if that fails (no network) and the dataset is
+    regenerable and regenerate=True, they are regenerated with the published recipe. A custom num_episodes /
+    episode_length asks for a regeneration of that size, so the download (always published size) is skipped.
+    """
+    import gymnasium
+    import ogbench
+
+    base = base_dataset_name(name)
+    if base not in REGENERABLE and not _is_ogbench_name(base, gymnasium.registry):
+        get_recipe(base)  # Not an OGBench name at all: fail at once, listing the valid ones, without a download.
+    dataset_dir = resolve_dataset_dir(dataset_dir)
+    train_path, val_path = dataset_paths(base, dataset_dir)
+    present = [p for p in (train_path, val_path) if os.path.exists(p)]
+    if len(present) == 2:
+        check_npz_file(train_path)
+        check_npz_file(val_path)
+        return train_path
+    if present:
+        missing = train_path if present[0] == val_path else val_path
+        raise CorruptDatasetError(f'Dataset {base} is incomplete: {present[0]} exists but {missing} does not '
+                                  f'(an interrupted download?). Delete {present[0]} to download or regenerate the '
+                                  f'pair, or copy the missing file into {dataset_dir}.')
+
+    custom_size = num_episodes is not None or episode_length is not None
+    failure = 'skipped (a custom size was asked for)'
+    if not custom_size:
+        try:
+            ogbench.download_datasets([base], dataset_dir)
+            check_npz_file(train_path)
+            check_npz_file(val_path)
+            return train_path
+        except (OSError, http.client.HTTPException) as e:
+            failure = f'failed ({type(e).__name__}: {e})'
+    if base not in REGENERABLE:
+        try:
+            get_recipe(base)
+        except UnknownDatasetError as e:
+            raise DatasetUnavailableError(f'Dataset {base} is not in {dataset_dir} and the download {failure}. '
+                                          f'{e}') from None
+    if not regenerate:
+        raise DatasetUnavailableError(
+            f'Dataset {base} is not in {dataset_dir} and the download {failure}. Regenerate it offline with '
+            f'`python -m datasets.generate --dataset={base} --dataset_dir={dataset_dir}`, or copy {base}.npz and '
+            f'{base}-val.npz there from a machine with internet.')
+    print(f'Dataset {base}: not in {dataset_dir}, download {failure}. Regenerating it offline with OGBench\'s '
+          f'environment and scripted oracle (published recipe, seed {seed}); this matches the published data in '
+          f'distribution, not byte for byte.', file=sys.stderr, flush=True)
+    try:
+        return generate(base, num_episodes=num_episodes, episode_length=episode_length, dataset_dir=dataset_dir,
+                        seed=seed, workers=workers)[0]
+    except FileExistsError:
+        # Another process (a second training run started alongside) finished the same files first: use them.
+        check_npz_file(train_path)
+        check_npz_file(val_path)
+        return train_path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog='python -m datasets.generate', description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog='Regenerable datasets: ' + ', '.join(REGENERABLE))
+    parser.add_argument('--dataset', required=True, help='OGBench dataset name, e.g. pointmaze-medium-navigate-v0')
+    parser.add_argument('--num_episodes', type=int, default=None, help='train episodes (default: published size)')
+    parser.add_argument('--episode_length', type=int, default=None, help='steps per episode (default: published)')
+    parser.add_argument('--dataset_dir', default=DEFAULT_DATASET_DIR, help='output folder (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed; the same seed gives the same bytes')
+    parser.add_argument('--workers', type=int, default=None, help='worker processes (default: all cores)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing dataset files')
+    args = parser.parse_args(argv)
+    try:
+        train, val = generate(args.dataset, args.num_episodes, args.episode_length, args.dataset_dir, args.seed,
+                              args.workers, args.overwrite)
+    except (UnknownDatasetError, FileExistsError, ValueError) as e:
+        parser.exit(2, f'error: {e}\n')
+    for path in (train, val):
+        print(f'{path}: {_format_size(os.path.getsize(path))}')
+
+
+if __name__ == '__main__':
+    main()
