@@ -31,7 +31,9 @@ def create_iql_agent(cls, seed: int, example_batch: Batch, config: ml_collection
     inputs = {'value': (obs,), 'critic': (obs, actions), 'target_critic': (obs, actions), 'actor': actor_inputs}
     rng, network = init_network(seed, modules, inputs, config)
     params = dict(network.params)
-    params['modules_target_critic'] = params['modules_critic']  # Start the target equal to the critic.
+    # Start the target equal to the critic, in buffers of its own: training donates the agent, and a buffer
+    # shared by two leaves cannot be donated twice.
+    params['modules_target_critic'] = jax.tree.map(jnp.copy, params['modules_critic'])
     network = network.replace(params=params)
     return cls(rng=rng, network=network, config=freeze_config(config), action_dim=actions.shape[-1])
 

@@ -1,0 +1,95 @@
+"""Evaluation results: per-episode successes of a guidance sweep, and the tables, rows and summary made from them.
+
+Guidance keys: a guided agent's weight w is keyed by `f'{w:g}'` ('0', '1', '1.5', ...); an agent without guidance
+reports exactly one entry keyed 'none' (it has no weight; in particular it is not "w = 1" of anything).
+"""
+import dataclasses
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+UNGUIDED_KEY = 'none'
+
+
+def guidance_key(weight: Optional[float]) -> str:
+    """The string under which a guidance weight is reported (summary.json, eval.csv, TensorBoard tags)."""
+    return UNGUIDED_KEY if weight is None else f'{weight:g}'
+
+
+def task_column(task_id: int) -> str:
+    return f'task{task_id}'
+
+
+def task_columns(row: Mapping[str, object]) -> List[str]:
+    """The task columns an eval.csv row has a value for (the file's columns are the union over evaluations)."""
+    return sorted((k for k in row if k.startswith('task') and row[k] != ''), key=lambda k: int(k[4:]))
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+    """Outcomes of T tasks × E episodes at each of W guidance weights.
+
+    Attributes:
+        step: training step of the evaluated parameters.
+        task_ids: OGBench task ids (1-based), in evaluation order.
+        guidance: the weights, or (None,) for an agent without guidance.
+        success: (W, T, E) final-step `info['success']` of each episode, in {0, 1}.
+        lengths: (W, T, E) environment steps each episode took.
+    """
+
+    step: int
+    task_ids: Tuple[int, ...]
+    guidance: Tuple[Optional[float], ...]
+    success: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def keys(self) -> List[str]:
+        return [guidance_key(w) for w in self.guidance]
+
+    @property
+    def task_success(self) -> np.ndarray:
+        """(W, T) success rate of each task at each weight."""
+        return self.success.mean(axis=-1)
+
+    @property
+    def overall_success(self) -> np.ndarray:
+        """(W,) mean over tasks (every task has the same number of episodes)."""
+        return self.task_success.mean(axis=-1)
+
+    def summary(self, env_name: str, agent: str) -> Dict:
+        """summary.json's schema (design.md): success in [0, 1] per weight, overall and per task."""
+        return {
+            'env_name': env_name,
+            'agent': agent,
+            'step': int(self.step),
+            'guidance': {
+                key: {'overall_success': float(self.overall_success[i]),
+                      'task_success': {task_column(t): float(self.task_success[i, j])
+                                       for j, t in enumerate(self.task_ids)}}
+                for i, key in enumerate(self.keys)
+            },
+        }
+
+    def csv_rows(self) -> List[Dict[str, object]]:
+        """One eval.csv row per weight: step, guidance, overall_success, one column per task."""
+        return [{'step': int(self.step), 'guidance': key, 'overall_success': float(self.overall_success[i]),
+                 **{task_column(t): float(self.task_success[i, j]) for j, t in enumerate(self.task_ids)}}
+                for i, key in enumerate(self.keys)]
+
+    def table(self) -> str:
+        """A one-screen text table: a row per weight, a column per task, and the overall mean (in %)."""
+        return format_table(self.csv_rows(), f'{self.success.shape[-1]} episodes per task')
+
+
+def format_table(rows: Sequence[Mapping[str, object]], note: str = '') -> str:
+    """The success table of eval.csv-style rows of ONE evaluation step (values in [0, 1], printed in %)."""
+    tasks = task_columns(rows[0])
+    header = ['w'] + tasks + ['overall']
+    lines = [[str(row['guidance'])] + [f'{100 * float(row[k]):.1f}' for k in tasks + ['overall_success']]
+             for row in rows]
+    widths = [max(len(line[c]) for line in [header] + lines) for c in range(len(header))]
+    fmt = lambda line: '  '.join(cell.rjust(width) for cell, width in zip(line, widths))
+    rule = '-' * len(fmt(header))
+    title = f'Success (%) at step {rows[0]["step"]}' + (f', {note}' if note else '')
+    return '\n'.join([title, rule, fmt(header), rule] + [fmt(line) for line in lines] + [rule])

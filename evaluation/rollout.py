@@ -1,0 +1,266 @@
+"""OGBench evaluation rollouts (paper.md §5): tasks × episodes × guidance weights, lockstep or sequential.
+
+Protocol: an episode of task k starts with `env.reset(options=dict(task_id=k, render_goal=False))`, its goal is
+`info['goal']`, it ends at termination or truncation, and its success is the final step's `info['success']`.
+
+Lockstep (the default): every episode of every task at every weight has its own environment (its "row"); each
+environment step makes ONE batched `sample_actions` call with a per-row guidance vector, then steps every live row's
+environment (in worker processes, see evaluation.envs). Finished episodes are not stepped again and leave the batch:
+while more than half the rows are live the batch is all rows, then the live rows padded to the next power of two,
+so there are at most log2(rows) + 1 batch shapes, each compiled once per process.
+Sequential: one episode and one policy call at a time, per weight (the classic loop; the benchmark's baseline).
+
+Seeding: episode (task k, index e) of the evaluation at step s with run seed S resets from a seed derived from
+(S, s, k, e), the same at every weight, so weights are compared on identical start and goal states. The policy's
+noise is drawn from keys derived from (S, s) and the step (lockstep) or the row and step (sequential). The policy
+runs on the CPU (parameters copied there) so that training may keep the accelerator. `check_stop`, if given, is called once per environment
+step and may raise to abandon the evaluation (Ctrl-C during training).
+"""
+import dataclasses
+import os
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from evaluation.envs import (EnvFactory, LocalEnvs, SubprocessEnvs, default_workers, make_env_batch, reset_episode,
+                             step_episode)
+from evaluation.results import EvalResult, guidance_key, task_column
+
+# The policy as evaluation calls it: (observations, goals, key, per-row guidance (B,) float32) -> actions (B, A).
+PolicyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+EnvBatch = Union[LocalEnvs, SubprocessEnvs]
+EVAL_MODES = ('lockstep', 'sequential')
+VIDEO_FPS = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalPlan:
+    """What one evaluation runs: `num_episodes` of each task in `task_ids` at each weight in `guidance`.
+
+    `guidance` is (None,) for agents without guidance. Rows are ordered (weight, task, episode), row-major.
+    `video_episodes`: the first this many episodes of each task are recorded, at every weight.
+    """
+
+    task_ids: Tuple[int, ...]
+    num_episodes: int
+    guidance: Tuple[Optional[float], ...] = (None,)
+    video_episodes: int = 0
+
+    def __post_init__(self):
+        if not self.task_ids or self.num_episodes < 1 or not self.guidance:
+            raise ValueError(f'an evaluation needs tasks, episodes and weights; got {self}.')
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return len(self.guidance), len(self.task_ids), self.num_episodes
+
+    @property
+    def num_rows(self) -> int:
+        return int(np.prod(self.shape))
+
+    def row(self, index: int) -> Tuple[int, int, int]:
+        """(weight index, task index, episode index) of row `index`."""
+        return tuple(int(i) for i in np.unravel_index(index, self.shape))
+
+    def row_tasks_and_seeds(self, seed: int, step: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(task id, reset seed) of every row (see `episode_seed`)."""
+        rows = [self.row(r) for r in range(self.num_rows)]
+        task_ids = np.array([self.task_ids[ti] for _, ti, _ in rows], np.int64)
+        seeds = np.array([episode_seed(seed, step, self.task_ids[ti], ei) for _, ti, ei in rows], np.int64)
+        return task_ids, seeds
+
+    def row_guidance(self) -> np.ndarray:
+        """(rows,) float32 guidance of each row (1.0 for an unguided agent, which ignores it)."""
+        weights = np.array([1.0 if w is None else w for w in self.guidance], np.float32)
+        return np.repeat(weights, len(self.task_ids) * self.num_episodes)
+
+
+def episode_seed(seed: int, step: int, task_id: int, episode: int) -> int:
+    """The reset seed of one episode; independent of the guidance weight (common random numbers across w)."""
+    return int(np.random.SeedSequence([seed, step, task_id, episode]).generate_state(1)[0])
+
+
+def policy_key(*entropy: int) -> np.ndarray:
+    """A raw uint32[2] JAX PRNG key (the default threefry layout) derived on the host: no device call per step."""
+    return np.random.SeedSequence([int(e) for e in entropy]).generate_state(2).astype(np.uint32)
+
+
+def cpu_policy(agent) -> PolicyFn:
+    """`agent.sample_actions` with the parameters copied to the CPU: rollouts never occupy the accelerator."""
+    agent = jax.device_put(agent, jax.devices('cpu')[0])
+    if agent.guided:
+        return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key, guidance=w))
+    return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key))
+
+
+def bucket_size(num_live: int, num_rows: int) -> int:
+    """Policy batch size for `num_live` unfinished rows: every row while more than half are live, else the next
+    power of two (few distinct shapes to compile, at most 2× padding)."""
+    if 2 * num_live > num_rows:
+        return num_rows
+    return 1 << max(int(num_live) - 1, 0).bit_length()
+
+
+class _Videos:
+    """Frames of the recorded rows: the first `video_episodes` episodes of each task, at each weight."""
+
+    def __init__(self, plan: EvalPlan):
+        self.plan = plan
+        self.frames: Dict[int, List[np.ndarray]] = {
+            r: [] for r in range(plan.num_rows) if plan.row(r)[2] < plan.video_episodes}
+
+    def recorded(self, rows: np.ndarray) -> np.ndarray:
+        """The recorded rows among `rows`."""
+        return np.array([r for r in rows if r in self.frames] if self.frames else [], np.int64)
+
+    def add(self, rows: np.ndarray, frames: List[np.ndarray]) -> None:
+        for r, frame in zip(rows, frames):
+            self.frames[int(r)].append(frame)
+
+    def save(self, directory: Optional[str]) -> None:
+        if not self.frames or directory is None:
+            return
+        import imageio.v3 as iio
+
+        os.makedirs(directory, exist_ok=True)
+        for row, frames in self.frames.items():
+            wi, ti, ei = self.plan.row(row)
+            name = f'w{guidance_key(self.plan.guidance[wi])}_{task_column(self.plan.task_ids[ti])}_ep{ei}.gif'
+            iio.imwrite(os.path.join(directory, name), np.stack(frames), duration=1000 / VIDEO_FPS, loop=0)
+
+
+def _result(plan: EvalPlan, step: int, success: np.ndarray, lengths: np.ndarray) -> EvalResult:
+    return EvalResult(step=step, task_ids=tuple(plan.task_ids), guidance=tuple(plan.guidance),
+                      success=success.reshape(plan.shape), lengths=lengths.reshape(plan.shape))
+
+
+def _progress(plan: EvalPlan, step: int, enabled: bool) -> tqdm:
+    return tqdm(total=plan.num_rows, desc=f'eval @ {step}', unit='ep', leave=False, disable=not enabled,
+                dynamic_ncols=True)
+
+
+def evaluate_lockstep(policy: PolicyFn, envs: EnvBatch, plan: EvalPlan, seed: int, step: int,
+                      video_dir: Optional[str] = None, progress: bool = True,
+                      check_stop: Optional[Callable[[], None]] = None) -> EvalResult:
+    """All rows of `plan` in lockstep, one batched policy call per environment step (see the module docstring).
+
+    `envs` is an env batch (evaluation.envs); it gets one environment per row.
+    """
+    n = plan.num_rows
+    envs.resize(n)
+    rows = np.arange(n)
+    task_ids, seeds = plan.row_tasks_and_seeds(seed, step)
+    obs, goals = envs.reset(rows, task_ids, seeds)
+    weights = plan.row_guidance()
+    videos = _Videos(plan)
+    videos.add(videos.recorded(rows), envs.render(videos.recorded(rows)))
+    live = np.ones(n, bool)
+    success, lengths = np.zeros(n, np.float32), np.zeros(n, np.int64)
+    t = 0
+    with _progress(plan, step, progress) as bar:
+        while live.any():
+            if check_stop is not None:
+                check_stop()
+            rows = np.flatnonzero(live)
+            # Pad with copies of a live row: valid inputs whose actions are discarded.
+            batch = np.concatenate([rows, np.full(bucket_size(len(rows), n) - len(rows), rows[-1])])
+            actions = policy(obs[batch], goals[batch], policy_key(seed, step, t), weights[batch])[:len(rows)]
+            obs[rows], done, success[rows] = envs.step(rows, actions)
+            lengths[rows] += 1
+            recorded = videos.recorded(rows)
+            if recorded.size:
+                videos.add(recorded, envs.render(recorded))
+            if done.any():
+                live[rows[done]] = False
+                bar.set_postfix(success=f'{success[~live].mean():.2f}', refresh=False)
+                bar.update(int(done.sum()))
+            t += 1
+    videos.save(video_dir)
+    return _result(plan, step, success, lengths)
+
+
+def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: int,
+                        video_dir: Optional[str] = None, progress: bool = True,
+                        check_stop: Optional[Callable[[], None]] = None) -> EvalResult:
+    """The classic loop on one environment `env`: one episode at a time, one single-row policy call per step,
+    weight after weight. Same episodes (seeds) as `evaluate_lockstep`; with a deterministic policy, same results.
+    """
+    videos = _Videos(plan)
+    weights = plan.row_guidance()
+    task_ids, seeds = plan.row_tasks_and_seeds(seed, step)
+    success, lengths = np.zeros(plan.num_rows, np.float32), np.zeros(plan.num_rows, np.int64)
+    with _progress(plan, step, progress) as bar:
+        for r in range(plan.num_rows):
+            record = r in videos.frames
+            ob, goal = reset_episode(env, task_ids[r], seeds[r])
+            if record:
+                videos.add([r], [env.render()])
+            done = False
+            while not done:
+                if check_stop is not None:
+                    check_stop()
+                action = policy(ob[None], goal[None], policy_key(seed, step, r, lengths[r]), weights[r:r + 1])[0]
+                ob, done, success[r] = step_episode(env, action)
+                lengths[r] += 1
+                if record:
+                    videos.add([r], [env.render()])
+            bar.set_postfix(success=f'{success[:r + 1].mean():.2f}', refresh=False)
+            bar.update(1)
+    videos.save(video_dir)
+    return _result(plan, step, success, lengths)
+
+
+class Evaluator:
+    """Evaluates agents at training steps with one plan, one seed and environments kept across evaluations.
+
+    `workers`: lockstep environments run in this many worker processes (0: in this process; None: one per core,
+    see evaluation.envs.default_workers). `video_root`: recorded episodes go to `<video_root>/step_<step>/`.
+    Call `close()` (or use it as a context manager) to stop the workers.
+    """
+
+    def __init__(self, plan: EvalPlan, make_env: EnvFactory, seed: int, mode: str = 'lockstep',
+                 workers: Optional[int] = None, video_root: Optional[str] = None, progress: bool = True):
+        if mode not in EVAL_MODES:
+            raise ValueError(f'Unknown evaluation mode {mode!r}; valid modes: {", ".join(EVAL_MODES)}.')
+        self.plan, self.make_env, self.seed, self.mode = plan, make_env, seed, mode
+        self.workers = default_workers(plan.num_rows) if workers is None else workers
+        self.video_root, self.progress = video_root, progress
+        self._envs = None  # Created at the first evaluation, then reused.
+
+    def __call__(self, agent, step: int, check_stop: Optional[Callable[[], None]] = None) -> EvalResult:
+        video_dir = None
+        if self.video_root is not None and self.plan.video_episodes > 0:
+            video_dir = os.path.join(self.video_root, f'step_{step}')
+        kwargs = dict(video_dir=video_dir, progress=self.progress, check_stop=check_stop)
+        if self.mode == 'sequential':
+            if self._envs is None:
+                self._envs = LocalEnvs(self.make_env)
+                self._envs.resize(1)
+            return evaluate_sequential(cpu_policy(agent), self._envs.envs[0], self.plan, self.seed, step, **kwargs)
+        if self._envs is None:
+            self._envs = make_env_batch(self.make_env, self.workers)
+        return evaluate_lockstep(cpu_policy(agent), self._envs, self.plan, self.seed, step, **kwargs)
+
+    def close(self) -> None:
+        if self._envs is not None:
+            self._envs.close()
+            self._envs = None
+
+    def __enter__(self) -> 'Evaluator':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def is_single_task(env_name: str) -> bool:
+    """`-singletask` datasets evaluate one fixed task: their environment ignores the task_id reset option."""
+    return 'singletask' in env_name.split('-')
+
+
+def single_task_id(env) -> int:
+    """The task a single-task environment always resets to."""
+    env.reset()
+    return int(env.unwrapped.cur_task_id)

@@ -1,0 +1,223 @@
+"""The training loop: compiled chunks of updates, with logging, evaluation and checkpoints between chunks.
+
+Determinism: chunk boundaries are the multiples of the chunk length (the largest divisor of gcd(log, eval, save
+intervals) not above MAX_CHUNK) and the final step. Every checkpoint lies on a boundary, so a run resumed from any
+of them executes exactly the chunks of an uninterrupted run and ends with bitwise the same parameters on the same
+machine. Evaluation draws its own seeds from (seed, step) and never touches the training RNGs.
+
+Stopping: Ctrl-C finishes the current chunk (or environment step of an evaluation), saves a checkpoint and exits
+with status 130; a second Ctrl-C aborts at once. A non-finite training metric stops the run naming the step; that
+state is not saved, so the last checkpoint stays the last good one.
+"""
+import dataclasses
+import math
+import signal
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from agents.trainer import ChunkedTrainer
+from evaluation.results import EvalResult, format_table
+from experiment.checkpoints import Checkpointer
+from experiment.run_dir import RunDir
+
+MAX_CHUNK = 1000  # Updates per compiled dispatch at most: bounds the latency of Ctrl-C and of the progress bar.
+EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
+
+EvaluateFn = Callable[[Any, int, Callable[[], None]], EvalResult]  # (agent, step, check_stop) -> result
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    train_steps: int
+    log_interval: int
+    eval_interval: int
+    save_interval: int
+    max_chunk: int = MAX_CHUNK
+
+    @property
+    def chunk(self) -> int:
+        """The largest divisor of gcd(intervals) not above max_chunk: every interval is a whole number of chunks."""
+        g = math.gcd(self.log_interval, self.eval_interval, self.save_interval)
+        return max(d for d in range(1, min(g, self.max_chunk) + 1) if g % d == 0)
+
+    def chunk_end(self, step: int) -> int:
+        return min((step // self.chunk + 1) * self.chunk, self.train_steps)
+
+    def due(self, step: int, interval: int) -> bool:
+        return step % interval == 0 or step == self.train_steps
+
+
+class StopRequested(Exception):
+    """The user pressed Ctrl-C once: stop at the next safe point and save."""
+
+
+class NonFiniteMetric(RuntimeError):
+    """A training metric became NaN or infinite."""
+
+
+class GracefulStop:
+    """Turns the first Ctrl-C into a request polled at safe points (`check`); a second one aborts at once.
+
+    A plain KeyboardInterrupt could arrive while the agent's buffers are donated to a running chunk, leaving nothing
+    to save; polling between chunks always sees a complete agent.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> 'GracefulStop':
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write('Ctrl-C: stopping at the next safe point to save a checkpoint (press again to abort at once).')
+
+    def check(self) -> None:
+        if self.requested:
+            raise StopRequested
+
+
+@dataclasses.dataclass
+class _State:
+    """What a checkpoint saves, as of the last completed chunk."""
+
+    agent: Any
+    sampler_rng: jax.Array
+    step: int
+
+
+class _MetricMeans:
+    """Means of the per-step training metrics since the last log."""
+
+    def __init__(self):
+        self.sums: Dict[str, float] = {}
+        self.count = 0
+
+    def add(self, infos: Dict[str, np.ndarray]) -> None:
+        for key, values in infos.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(np.sum(values, dtype=np.float64))
+        self.count += len(next(iter(infos.values())))
+
+    def pop(self) -> Dict[str, float]:
+        means = {key: total / max(self.count, 1) for key, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def check_finite(infos: Dict[str, np.ndarray], first_step: int) -> None:
+    """Raises NonFiniteMetric naming the first update (1-based step count) whose metric is NaN or infinite."""
+    for key, values in infos.items():
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise NonFiniteMetric(f'non-finite {key} ({values[bad[0]]}) at step {first_step + int(bad[0]) + 1}')
+
+
+class TrainLoop:
+    """Trains from a step to `schedule.train_steps`, logging, evaluating and checkpointing on schedule.
+
+    `evaluate` is None when the run evaluates nothing (--eval_episodes=0). `checkpoint_meta` is stored in every
+    checkpoint (agent, env_name, seed, config) so that a checkpoint can be re-evaluated on its own.
+    """
+
+    def __init__(self, run: RunDir, checkpointer: Checkpointer, trainer: ChunkedTrainer, schedule: Schedule,
+                 evaluate: Optional[EvaluateFn], checkpoint_meta: Dict[str, Any], progress: bool = True):
+        self.run, self.checkpointer, self.trainer, self.schedule = run, checkpointer, trainer, schedule
+        self.evaluate, self.meta, self.progress = evaluate, checkpoint_meta, progress
+
+    def __call__(self, agent: Any, sampler_rng: jax.Array, step: int) -> int:
+        """Runs to the end (or a stop); returns the process exit status."""
+        self.run.discard_evals_after(step)
+        state = _State(agent, sampler_rng, step)
+        with GracefulStop() as stop, self.run.summary_writer(purge_step=step) as writer, \
+                tqdm(total=self.schedule.train_steps, initial=step, unit='step', desc='train', dynamic_ncols=True,
+                     disable=not self.progress) as bar:
+            try:
+                try:
+                    self._train(state, stop, writer, bar)
+                except StopRequested:
+                    self._save(state)  # Like every save, refuses non-finite parameters.
+                    bar.close()
+                    print(f'Stopped at step {state.step}; checkpoint saved. Continue with --resume={self.run.path}')
+                    return EXIT_INTERRUPTED
+            except NonFiniteMetric as e:
+                bar.close()
+                latest = self.checkpointer.latest_step()
+                kept = f'step {latest} in {self.checkpointer.directory}' if latest is not None else 'none'
+                print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: {kept}.')
+                return EXIT_NON_FINITE
+        self._print_final_table()
+        return EXIT_OK
+
+    def _train(self, state: '_State', stop: GracefulStop, writer, bar) -> None:
+        """The loop proper; `state` always holds the latest complete chunk's result."""
+        schedule = self.schedule
+        # A checkpoint saved by Ctrl-C during an evaluation lacks that evaluation: do it first.
+        if self.evaluate and state.step > 0 and schedule.due(state.step, schedule.eval_interval) \
+                and state.step not in self.run.evaluated_steps():
+            self._evaluate(state, writer, stop)
+        means, last_log = _MetricMeans(), (state.step, time.perf_counter())
+        while state.step < schedule.train_steps:
+            stop.check()
+            start, end = state.step, schedule.chunk_end(state.step)
+            # The chunk consumes (donates) the agent: the state is replaced by its result at once.
+            state.agent, state.sampler_rng, infos = self.trainer.run(state.agent, state.sampler_rng, end - start)
+            state.step = end
+            infos = jax.device_get(infos)
+            check_finite(infos, start)  # A non-finite state is never saved: the loop stops here.
+            means.add(infos)
+            bar.update(end - bar.n)
+            if schedule.due(end, schedule.log_interval):
+                last_log = self._log(means.pop(), end, last_log, writer, bar)
+            if self.evaluate and schedule.due(end, schedule.eval_interval):
+                self._evaluate(state, writer, stop)
+            if schedule.due(end, schedule.save_interval):
+                self._save(state)
+
+    def _log(self, means: Dict[str, float], step: int, last_log, writer, bar) -> tuple:
+        last_step, last_time = last_log
+        now = time.perf_counter()
+        means['steps_per_sec'] = (step - last_step) / max(now - last_time, 1e-9)
+        for key, value in means.items():
+            writer.add_scalar(f'train/{key}', value, step)
+        bar.set_postfix({k: f'{v:.4g}' for k, v in means.items() if k.endswith('loss')}, refresh=False)
+        return step, now
+
+    def _evaluate(self, state: '_State', writer, stop: GracefulStop) -> None:
+        step = state.step
+        result = self.evaluate(state.agent, step, stop.check)
+        self.run.record_eval(result, self.meta['env_name'], self.meta['agent'])
+        for row in result.csv_rows():
+            for key, value in row.items():
+                if key not in ('step', 'guidance'):
+                    writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
+        summary = ', '.join(f'w={k}: {v:.2f}' for k, v in zip(result.keys, result.overall_success))
+        tqdm.write(f'step {step}: success {summary}')
+
+    def _save(self, state: '_State') -> None:
+        # Metrics are computed before each update, so the last update of a chunk could break the parameters
+        # unseen: check them before they become the "last good" checkpoint.
+        if not all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(state.agent.network.params)):
+            raise NonFiniteMetric(f'non-finite parameters at step {state.step}')
+        self.checkpointer.save(state.step, state.agent, state.sampler_rng, self.meta)
+
+    def _print_final_table(self) -> None:
+        rows = self.run.eval_rows()
+        if rows:
+            last = max(int(row['step']) for row in rows)
+            print(format_table([row for row in rows if int(row['step']) == last]))
+        print(f'Run directory: {self.run.path}')

@@ -1,0 +1,173 @@
+"""A run directory: everything one training run (or one re-evaluation) records, never clobbered.
+
+    <save_dir>/<env_name>/<agent>/<YYYYmmdd-HHMMSS>_s<seed>[_k]/
+        flags.json     main.py's flags (session flags excluded)      config.json   the agent's config
+        meta.json      one entry per session: git revision, python and package versions, devices, argv
+        eval.csv       one row per evaluation step and guidance weight: step, guidance, overall_success, task<k>
+        summary.json   the last evaluation in design.md's schema
+        success.png    success vs w at the last evaluation (w = 1 marked) and success vs step per w
+        tb/            TensorBoard events (training curves, evaluation success)
+        checkpoints/   orbax checkpoints (experiment.checkpoints)
+        videos/        evaluation videos, step_<step>/w<w>_task<k>_ep<e>.gif (with --video_episodes)
+        evals/         re-evaluations of this run's checkpoints (--eval_only), one run-like folder each
+
+A new run always gets a new folder (created atomically with mkdir; a suffix avoids name clashes); only `--resume`
+writes into an existing one. Every file is written to a temporary name and renamed.
+"""
+import csv
+import datetime
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from typing import Any, Dict, List, Optional
+
+from evaluation.plots import plot_success
+from evaluation.results import EvalResult
+from experiment.checkpoints import CHECKPOINT_DIR
+
+PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'ml_collections', 'ogbench', 'mujoco', 'gymnasium',
+            'numpy')
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class RunDir:
+    FLAGS, CONFIG, META = 'flags.json', 'config.json', 'meta.json'
+    EVAL_CSV, SUMMARY, PLOT = 'eval.csv', 'summary.json', 'success.png'
+    TENSORBOARD, VIDEOS, EVALS = 'tb', 'videos', 'evals'
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+
+    @classmethod
+    def create(cls, parent: str, name: str) -> 'RunDir':
+        """A new, empty folder `parent/name` (or `name_1`, `name_2`, ... if taken): never an existing one."""
+        parent = os.path.abspath(os.path.expanduser(parent))
+        os.makedirs(parent, exist_ok=True)
+        for k in range(1000):
+            path = os.path.join(parent, name if k == 0 else f'{name}_{k}')
+            try:
+                os.mkdir(path)  # Atomic: two runs started in the same second cannot share a folder.
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise FileExistsError(f'could not find a free run directory name for {name} in {parent}')
+
+    @classmethod
+    def open(cls, path: str) -> 'RunDir':
+        """An existing run directory (one holding config.json), for --resume."""
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isfile(os.path.join(path, cls.CONFIG)):
+            raise FileNotFoundError(f'{path} is not a run directory (it has no {cls.CONFIG}).')
+        return cls(path)
+
+    @staticmethod
+    def default_name(seed: int) -> str:
+        return f'{time.strftime("%Y%m%d-%H%M%S")}_s{seed}'
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.file(CHECKPOINT_DIR)
+
+    # -- JSON files ---------------------------------------------------------------------------------------------
+    def write_json(self, name: str, obj: Any) -> None:
+        self._write_text(name, json.dumps(obj, indent=2, sort_keys=False) + '\n')
+
+    def read_json(self, name: str) -> Any:
+        with open(self.file(name)) as f:
+            return json.load(f)
+
+    def _write_text(self, name: str, text: str) -> None:
+        tmp = self.file(f'.{name}.tmp')
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, self.file(name))
+
+    def record_session(self, flags: Dict[str, Any], config: Dict[str, Any], start_step: int,
+                       notes: Optional[List[str]] = None) -> None:
+        """Writes flags.json and config.json (the settings in force) and appends this session to meta.json."""
+        self.write_json(self.FLAGS, flags)
+        self.write_json(self.CONFIG, config)
+        meta = self.read_json(self.META) if os.path.exists(self.file(self.META)) else {'sessions': []}
+        meta['sessions'].append({**environment_info(), 'start_step': int(start_step), 'notes': notes or []})
+        self.write_json(self.META, meta)
+
+    # -- Evaluation results -------------------------------------------------------------------------------------
+    def eval_rows(self) -> List[Dict[str, str]]:
+        if not os.path.exists(self.file(self.EVAL_CSV)):
+            return []
+        with open(self.file(self.EVAL_CSV), newline='') as f:
+            return list(csv.DictReader(f))
+
+    def evaluated_steps(self) -> set:
+        return {int(row['step']) for row in self.eval_rows()}
+
+    def discard_evals_after(self, step: int) -> None:
+        """Drops eval.csv rows past `step`: a resumed run redoes those evaluations (from the same parameters)."""
+        rows = self.eval_rows()
+        kept = [row for row in rows if int(row['step']) <= step]
+        if len(kept) != len(rows):
+            self._write_rows(kept)
+
+    def record_eval(self, result: EvalResult, env_name: str, agent: str) -> None:
+        """Appends the result to eval.csv, rewrites summary.json and the plot."""
+        rows = self.eval_rows() + [{k: str(v) for k, v in row.items()} for row in result.csv_rows()]
+        self._write_rows(rows)
+        self.write_json(self.SUMMARY, result.summary(env_name, agent))
+        plot_success(rows, self.file(self.PLOT), title=f'{agent} on {env_name} ({os.path.basename(self.path)})')
+
+    def _write_rows(self, rows: List[Dict[str, str]]) -> None:
+        # Columns are the union over rows, so a resumed run evaluating other tasks still writes one table.
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval='')
+        writer.writeheader()
+        writer.writerows(rows)
+        self._write_text(self.EVAL_CSV, buffer.getvalue())
+
+    def summary_writer(self, purge_step: int):
+        """TensorBoard writer; `purge_step` hides events a killed session wrote past its last checkpoint."""
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter(self.file(self.TENSORBOARD), purge_step=purge_step or None)
+
+
+def environment_info() -> Dict[str, Any]:
+    """What produced a result: time, command, git revision, python and package versions, devices."""
+    import jax
+
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        'time': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
+        'argv': sys.argv,
+        'host': socket.gethostname(),
+        'git': _git_info(),
+        'python': platform.python_version(),
+        'packages': versions,
+        'devices': [f'{d.platform}:{d.device_kind}' for d in jax.devices()],
+    }
+
+
+def _git_info() -> Dict[str, Any]:
+    def git(*args):
+        return subprocess.run(['git', *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        return {'revision': git('rev-parse', 'HEAD'),
+                'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
+    except (OSError, subprocess.SubprocessError):
+        return {'revision': None, 'dirty': None}

@@ -1,0 +1,120 @@
+"""The pieces main.py wires together: which run directory, which settings, the evaluator, and --eval_only."""
+import os
+from typing import Dict, List, Optional, Set, Tuple
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from agents import get_agent_class
+from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+from evaluation.envs import EnvFactory, reset_episode
+from evaluation.rollout import EvalPlan, Evaluator, is_single_task, single_task_id
+from experiment import cli
+from experiment.checkpoints import locate_checkpoint
+from experiment.loop import EXIT_OK
+from experiment.run_dir import RunDir
+
+SAMPLER_STREAM = 1  # The sampler's key is fold_in(PRNGKey(seed), 1): independent of the agent's PRNGKey(seed) splits.
+
+
+def resolve_settings(settings: cli.Settings, explicit: Set[str],
+                     config: ml_collections.ConfigDict) -> Tuple[cli.Settings, Optional[RunDir], List[str]]:
+    """Validated settings, the run directory being resumed (None for a new run) and notes for meta.json.
+
+    On --resume, flags not given take the run's saved values; a changed identity flag (agent, env, seed, dataset)
+    or a config override that differs from the saved config is refused, naming each difference, unless --force.
+    Nothing is created here: a new run's directory is made once its data has loaded.
+    """
+    run, changes = None, []
+    if settings.resume:
+        run = RunDir.open(settings.resume)
+        settings, changes = cli.merge_saved(settings, explicit, run.read_json(RunDir.FLAGS))
+        changes += cli.config_differences(run.read_json(RunDir.CONFIG), cli.config_to_dict(config))
+        if changes and not settings.force:
+            raise cli.UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
+                                 'Pass --force to resume anyway.')
+    cli.validate(settings)
+    cli.check_config(config, settings.agent)
+    return settings, run, [f'forced change on resume: {c}' for c in changes]
+
+
+def new_run_dir(settings: cli.Settings) -> RunDir:
+    return RunDir.create(os.path.join(settings.save_dir, settings.env_name, settings.agent),
+                         RunDir.default_name(settings.seed))
+
+
+def initial_sampler_rng(seed: int) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLER_STREAM)
+
+
+def checkpoint_meta(settings: cli.Settings, config: ml_collections.ConfigDict) -> Dict:
+    """What every checkpoint carries besides arrays, so that it can be re-evaluated on its own."""
+    return {'agent': settings.agent, 'env_name': settings.env_name, 'seed': settings.seed,
+            'config': cli.config_to_dict(config)}
+
+
+def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
+                   video_root: Optional[str]) -> Optional[Evaluator]:
+    """The run's evaluator (None with --eval_episodes=0)."""
+    if settings.eval_episodes == 0:
+        return None
+    make_env = EnvFactory(settings.env_name, settings.eval_max_steps)
+    task_ids = cli.task_ids(settings)
+    if is_single_task(settings.env_name):
+        env = make_env()
+        task_ids = (single_task_id(env),)
+        env.close()
+        if 'eval_tasks' in explicit:
+            logging.warning('--eval_tasks is ignored: %s has the single task %d.', settings.env_name, task_ids[0])
+    plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
+                    guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes)
+    return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
+                     video_root=video_root)
+
+
+def example_batch(env_name: str, config: ml_collections.ConfigDict) -> Dict[str, np.ndarray]:
+    """A batch with the structure training gives `create` (every key any agent reads), without the dataset: the
+    training sampler applied to a two-row dataset made of one observation and goal of the environment."""
+    env = EnvFactory(env_name)()
+    ob, goal = reset_episode(env, task_id=1, seed=0)
+    rows = {'observations': np.stack([ob, ob]), 'actions': np.zeros((2, env.action_space.shape[-1]), np.float32),
+            'terminals': np.array([0.0, 1.0], np.float32), 'valids': np.array([1.0, 0.0], np.float32)}
+    env.close()
+    if goal.shape != ob.shape:  # -oraclerep environments: goals are oracle representations.
+        rows['oracle_reps'] = np.stack([goal, goal])
+    batch = sample_goal_batch(device_dataset(rows), jax.random.PRNGKey(0), GoalSamplingConfig.from_config(config))
+    return jax.tree.map(np.asarray, batch)
+
+
+def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
+    """--eval_only: evaluates a checkpoint into a new folder (never clobbering), `<run>/evals/<time>_step<N>/` when
+    the checkpoint belongs to a run directory, else under --save_dir. Agent, environment and seed default to the
+    checkpoint's; config overrides apply (e.g. another flow_steps) and are recorded."""
+    checkpointer, step, run_path = locate_checkpoint(settings.restore_path)
+    meta = checkpointer.read_meta(step)
+    settings, changes = cli.merge_saved(settings, explicit, meta)
+    if changes and not settings.force:
+        raise cli.UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
+                             'Pass --force to evaluate it anyway.')
+    cli.validate(settings)
+    cli.check_config(config, settings.agent)
+    if settings.eval_episodes == 0:
+        raise cli.UsageError('--eval_only needs --eval_episodes > 0.')
+    notes = [f'restored from {checkpointer.directory}/{step}']
+    notes += [f'config override: {c}' for c in cli.config_differences(meta['config'], cli.config_to_dict(config))]
+
+    parent = os.path.join(run_path, RunDir.EVALS) if run_path else os.path.join(
+        settings.save_dir, settings.env_name, settings.agent)
+    template = get_agent_class(settings.agent).create(settings.seed, example_batch(settings.env_name, config), config)
+    agent, _, _ = checkpointer.restore(template, step)
+    out = RunDir.create(parent, f'{RunDir.default_name(settings.seed)}_step{step}')
+    out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
+                       cli.config_to_dict(config), step, notes)
+    with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
+        result = evaluator(agent, step)
+    out.record_eval(result, settings.env_name, settings.agent)
+    print(result.table())
+    print(f'Results: {out.path}')
+    return EXIT_OK

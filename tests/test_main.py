@@ -1,0 +1,234 @@
+"""main.py end to end (subprocesses, tiny networks, a 4-episode regenerated dataset): every artefact of a run,
+SIGKILL / Ctrl-C then --resume ending bitwise equal to an uninterrupted run, --eval_only, refusals and bad input.
+
+Subprocesses share a persistent JAX compilation cache, so only the first run pays for most compilations.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiment import cli
+from experiment.loop import Schedule
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = 'pointmaze-medium-navigate-v0'
+TRAIN_STEPS = 100
+# chunk = gcd(10, 20, 20) = 10: a Ctrl-C checkpoint may fall between periodic ones (at 30, 50, ...).
+TRAIN_FLAGS = ['--agent=cfgrl', f'--train_steps={TRAIN_STEPS}', '--log_interval=10', '--eval_interval=20',
+               '--save_interval=20', '--eval_episodes=1', '--eval_tasks=1,2', '--eval_guidance=0,1,2',
+               '--eval_max_steps=20', '--config.actor_hidden_dims=32,32', '--config.batch_size=32']
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    from datasets.generate import generate
+
+    root = tmp_path_factory.mktemp('main')
+    generate(ENV, num_episodes=4, episode_length=201, dataset_dir=str(root / 'data'), seed=0, workers=1,
+             progress=False)
+    return root
+
+
+def _env(root):
+    return dict(os.environ, MUJOCO_GL='egl', JAX_COMPILATION_CACHE_DIR=str(root / 'jax_cache'),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+
+
+def _command(root, *args):
+    return [sys.executable, 'main.py', f'--dataset_dir={root / "data"}', *args]
+
+
+def run_main(root, *args, timeout=300):
+    return subprocess.run(_command(root, *args), cwd=REPO, env=_env(root), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start_main(root, *args):
+    return subprocess.Popen(_command(root, *args), cwd=REPO, env=_env(root), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def only_run_dir(save_dir, agent='cfgrl'):
+    runs = list((Path(save_dir) / ENV / agent).iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def checkpoint_steps(run):
+    return sorted(int(p.name) for p in (run / 'checkpoints').iterdir() if p.name.isdigit())
+
+
+def checkpoint_arrays(run, step):
+    import jax
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager(str(run / 'checkpoints'))
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
+
+
+def assert_bitwise_equal(run_a, run_b, step):
+    a, b = checkpoint_arrays(run_a, step), checkpoint_arrays(run_b, step)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+
+
+def wait_for_checkpoint(proc, run_parent, step, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        runs = list(run_parent.glob('*/checkpoints'))
+        if runs and (runs[0] / str(step)).is_dir():
+            return runs[0].parent
+        time.sleep(0.05)
+    raise TimeoutError(f'no checkpoint {step} after {timeout} s')
+
+
+@pytest.fixture(scope='module')
+def run_a(workspace):
+    """The uninterrupted reference run."""
+    result = run_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "a"}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    return only_run_dir(workspace / 'a')
+
+
+def test_a_run_writes_every_artefact(run_a):
+    flags = json.loads((run_a / 'flags.json').read_text())
+    assert flags['agent'] == 'cfgrl' and flags['train_steps'] == TRAIN_STEPS and 'resume' not in flags
+    # `--config.actor_hidden_dims=32,32` (the documented tuple syntax) reached the agent as ints.
+    assert json.loads((run_a / 'config.json').read_text())['actor_hidden_dims'] == [32, 32]
+    session = json.loads((run_a / 'meta.json').read_text())['sessions'][0]
+    assert session['packages']['jax'] and session['python'] and session['devices'] and 'revision' in session['git']
+
+    lines = (run_a / 'eval.csv').read_text().splitlines()
+    assert lines[0] == 'step,guidance,overall_success,task1,task2'
+    assert len(lines) == 1 + 3 * (TRAIN_STEPS // 20)  # One row per evaluation step and weight.
+    summary = json.loads((run_a / 'summary.json').read_text())
+    assert summary['env_name'] == ENV and summary['agent'] == 'cfgrl' and summary['step'] == TRAIN_STEPS
+    assert set(summary['guidance']) == {'0', '1', '2'}
+    for entry in summary['guidance'].values():
+        assert set(entry['task_success']) == {'task1', 'task2'}
+        assert 0.0 <= entry['overall_success'] <= 1.0
+    assert (run_a / 'success.png').stat().st_size > 0
+    assert list((run_a / 'tb').glob('events.out.tfevents.*'))
+    assert checkpoint_steps(run_a) == [60, 80, 100]  # max_to_keep = 3.
+
+
+def test_sigkill_then_resume_ends_bitwise_equal(workspace, run_a):
+    proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "b"}')
+    try:
+        run_b = wait_for_checkpoint(proc, workspace / 'b' / ENV / 'cfgrl', 20)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert TRAIN_STEPS not in checkpoint_steps(run_b), 'the run finished before it was killed'
+    result = run_main(workspace, f'--resume={run_b}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_bitwise_equal(run_a, run_b, TRAIN_STEPS)
+    assert (run_b / 'eval.csv').read_text() == (run_a / 'eval.csv').read_text()
+    sessions = json.loads((run_b / 'meta.json').read_text())['sessions']
+    assert len(sessions) == 2 and sessions[1]['start_step'] >= 20
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_ends_bitwise_equal(workspace, run_a):
+    proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "c"}')
+    try:
+        run_c = wait_for_checkpoint(proc, workspace / 'c' / ENV / 'cfgrl', 20)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert 'checkpoint saved' in out and 'Traceback' not in err
+    stopped_at = checkpoint_steps(run_c)[-1]
+    assert stopped_at < TRAIN_STEPS and stopped_at % 10 == 0
+    result = run_main(workspace, f'--resume={run_c}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_bitwise_equal(run_a, run_c, TRAIN_STEPS)
+
+
+def test_eval_only_writes_a_new_folder_and_touches_nothing_else(workspace, run_a):
+    before = {p: p.stat().st_mtime_ns for p in run_a.iterdir() if p.is_file()}
+    result = run_main(workspace, '--eval_only', f'--restore_path={run_a / "checkpoints" / "80"}',
+                      '--eval_guidance=0,4', '--eval_tasks=2', '--eval_max_steps=5', '--video_episodes=1')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in run_a.iterdir() if p.is_file()} == before
+    (out,) = (run_a / 'evals').iterdir()
+    assert out.name.endswith('_step80')
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['step'] == 80 and set(summary['guidance']) == {'0', '4'}
+    assert set(summary['guidance']['4']['task_success']) == {'task2'}
+    assert sorted(p.name for p in (out / 'videos' / 'step_80').iterdir()) == ['w0_task2_ep0.gif', 'w4_task2_ep0.gif']
+    assert 'overall' in result.stdout  # The result table.
+
+
+def test_resume_with_other_settings_is_refused_naming_them(workspace, run_a):
+    meta = (run_a / 'meta.json').read_text()
+    result = run_main(workspace, f'--resume={run_a}', '--config.batch_size=64', '--seed=3')
+    assert result.returncode == 2
+    assert 'config.batch_size: 32 -> 64' in result.stderr and '--seed: 0 -> 3' in result.stderr
+    assert '--force' in result.stderr
+    assert (run_a / 'meta.json').read_text() == meta
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(workspace, run_a):
+    run = Path(shutil.copytree(run_a, workspace / 'nan_run'))
+    result = run_main(workspace, f'--resume={run}', '--force', '--config.lr=1e30', f'--train_steps={TRAIN_STEPS + 40}')
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert 'non-finite' in result.stdout and f'last good checkpoint: step {TRAIN_STEPS}' in result.stdout
+    assert checkpoint_steps(run)[-1] == TRAIN_STEPS
+    assert_bitwise_equal(run_a, run, TRAIN_STEPS)
+    notes = json.loads((run / 'meta.json').read_text())['sessions'][-1]['notes']
+    assert any('config.lr' in note for note in notes)
+
+
+@pytest.mark.parametrize('args,expected', [
+    (['--agent=nope'], 'valid agents: awr, cfgrl'),
+    (['--config.nope=1'], 'valid keys: actor_hidden_dims'),
+    (['--config.actor_hidden_dims=a,b'], 'tuple of int'),
+    (['--env_name=pointmaze-huge-navigate-v0'], 'pointmaze-medium'),
+    (['--eval_tasks=0,9'], '1..5'),
+    (['--unknown_flag=1'], 'Unknown command line flag'),
+])
+def test_bad_command_lines_fail_before_any_work(workspace, args, expected):
+    result = run_main(workspace, *args, f'--save_dir={workspace / "bad"}', timeout=120)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    assert not (workspace / 'bad').exists()
+
+
+def test_schedule_chunks_divide_every_interval():
+    schedule = Schedule(train_steps=1_000_000, log_interval=5_000, eval_interval=100_000, save_interval=250_000)
+    assert schedule.chunk == 1_000
+    odd = Schedule(train_steps=95, log_interval=30, eval_interval=45, save_interval=90)
+    assert odd.chunk == 15 and odd.chunk_end(90) == 95 and odd.chunk_end(0) == 15
+    assert odd.due(95, odd.eval_interval) and odd.due(45, odd.eval_interval) and not odd.due(30, odd.eval_interval)
+
+
+def test_peeking_flags_before_absl():
+    argv = ['main.py', '--agent', 'gcbc', '--eval_only', '--resume=/x', '--noforce']
+    assert cli.peek_flag(argv, 'agent') == 'gcbc' and cli.peek_flag(argv, 'resume') == '/x'
+    assert cli.peek_bool(argv, 'eval_only') and not cli.peek_bool(argv, 'force')
+    assert cli.peek_flag(argv, 'seed') is None
+
+
+def test_config_json_round_trip():
+    from agents import get_config
+
+    config = get_config('hcfgrl')
+    config.actor_hidden_dims = (8, 8)
+    restored = cli.config_from_dict(json.loads(json.dumps(cli.config_to_dict(config))))
+    assert restored.to_dict() == config.to_dict() and isinstance(restored.actor_hidden_dims, tuple)
+    assert cli.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
+        f'config.lr: {config.lr} -> 1.0']
