@@ -81,8 +81,9 @@ class Agent(flax.struct.PyTreeNode):
     @property
     def guided(self) -> bool:
         """Whether `sample_actions` takes a guidance weight worth sweeping. Evaluation sweeps w only for these
-        agents; a guided agent trained without condition dropout (p_uncond = 0) has no unconditional field."""
-        return False
+        agents. An agent is guided when it trains with condition dropout (`p_uncond` > 0): without it there is no
+        unconditional field to guide away from."""
+        return self.config.get('p_uncond', 0.0) > 0
 
     def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
         """Total loss of the agent at `grad_params` and a dict of scalar diagnostics."""

@@ -15,10 +15,6 @@ from networks import VelocityField
 
 
 class CFGRLAgent(Agent):
-    @property
-    def guided(self) -> bool:
-        return self.config.p_uncond > 0
-
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLAgent':
         obs, goals, actions = example_batch['observations'], example_batch['goals'], example_batch['actions']

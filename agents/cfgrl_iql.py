@@ -24,10 +24,6 @@ def optimality_labels(advantages: jnp.ndarray) -> jnp.ndarray:
 
 
 class CFGRLIQLAgent(IQLAgent):
-    @property
-    def guided(self) -> bool:
-        return self.config.p_uncond > 0
-
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLIQLAgent':
         obs, actions = example_batch['observations'], example_batch['actions']

@@ -17,10 +17,6 @@ from networks import VelocityField
 
 
 class HCFGRLAgent(Agent):
-    @property
-    def guided(self) -> bool:
-        return self.config.p_uncond > 0
-
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'HCFGRLAgent':
         goal_dim, action_dim = example_batch['goals'].shape[-1], example_batch['actions'].shape[-1]
