@@ -230,17 +230,39 @@ def assert_valid(name: str, dataset_dir: str | None = None, check_variants: bool
 # ====================================================================================================================
 # Oracle success on the evaluation tasks.
 # ====================================================================================================================
-class CubeTaskScheduler:
+class _TaskScheduler:
+    """Hands an oracle one sub-target of an evaluation task at a time, as data-collection mode would have.
+
+    Subclasses choose the next sub-target (`_choose`, None when the task is solved) and describe it to the oracle
+    in the privileged info keys it reads (`augment`).
+    """
+
+    def __init__(self, env):
+        self._env = env.unwrapped
+        self._target = None
+
+    def _choose(self):
+        raise NotImplementedError
+
+    def augment(self, info: dict) -> dict:
+        raise NotImplementedError
+
+    def next_target(self) -> Tuple[np.ndarray, dict] | None:
+        """Moves to the next sub-target; returns the (observation, info) to re-plan from, or None when done."""
+        target = self._choose()
+        if target is None:
+            return None
+        self._target = target
+        return self._env.compute_observation(), self._env.compute_ob_info()
+
+
+class CubeTaskScheduler(_TaskScheduler):
     """Feeds a cube oracle the evaluation task one cube at a time, as data-collection mode would have.
 
     Picks a cube that is not yet at its goal, has nothing on top of it, and whose goal spot is free and supported
     (on the table, or on a cube already in place); lowest goal first, so stacks are built bottom-up. If no cube
     qualifies, a top cube sitting where it blocks is parked on the free table spot farthest from every cube and goal.
     """
-
-    def __init__(self, env):
-        self._env = env.unwrapped
-        self._target: Tuple[int, np.ndarray] | None = None
 
     def _positions(self) -> Tuple[np.ndarray, np.ndarray]:
         env = self._env
@@ -298,13 +320,6 @@ class CubeTaskScheduler:
         return {**info, 'privileged/target_task': 'cube', 'privileged/target_block': block,
                 'privileged/target_block_pos': np.array(goal), 'privileged/target_block_yaw': np.zeros(1)}
 
-    def next_target(self) -> Tuple[np.ndarray, dict] | None:
-        target = self._choose()
-        if target is None:
-            return None
-        self._target = target
-        return self._env.compute_observation(), self._env.compute_ob_info()
-
 
 def lights_out_presses(states: np.ndarray, goal: np.ndarray, rows: int, cols: int) -> List[int]:
     """The buttons to press once each (a press toggles a button and its 4 neighbours) to turn states into goal.
@@ -337,13 +352,10 @@ def lights_out_presses(states: np.ndarray, goal: np.ndarray, rows: int, cols: in
     return [col for r, col in enumerate(pivots) if aug[r, n]]
 
 
-class PuzzleTaskScheduler:
+class PuzzleTaskScheduler(_TaskScheduler):
     """Feeds the button oracle the evaluation task one press at a time: the first button of the current lights-out
-    solution, re-solved after every press so that a missed or an extra press is corrected."""
-
-    def __init__(self, env):
-        self._env = env.unwrapped
-        self._target: Tuple[int, int] | None = None  # (button, its state once pressed)
+    solution, re-solved after every press so that a missed or an extra press is corrected. Its target is
+    (button, that button's state once pressed)."""
 
     def _choose(self) -> Tuple[int, int] | None:
         env = self._env
@@ -360,13 +372,6 @@ class PuzzleTaskScheduler:
         return {**info, 'privileged/target_task': 'button', 'privileged/target_button': button,
                 'privileged/target_button_state': state,
                 'privileged/target_button_top_pos': env._data.site_xpos[env._button_site_ids[button]].copy()}
-
-    def next_target(self) -> Tuple[np.ndarray, dict] | None:
-        target = self._choose()
-        if target is None:
-            return None
-        self._target = target
-        return self._env.compute_observation(), self._env.compute_ob_info()
 
 
 def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: float = 0.0
