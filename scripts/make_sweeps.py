@@ -1,6 +1,6 @@
 """Writes the sweep scripts of the paper's tables: one exact `python main.py ...` command per line per cell.
 
-    python -m scripts.make_sweeps          # rewrites scripts/table2.sh, table3.sh, w_ablation.sh
+    python -m scripts.make_sweeps          # rewrites scripts/table2.sh, table3.sh, w_ablation.sh, reduced.sh
 
 Each generated script is plain bash (running it runs every cell in turn) and is also a cell list for
 scripts/launch_local.sh and scripts/launch_slurm.sh, which can append flags (e.g. a reduced scale) to every cell.
@@ -20,8 +20,13 @@ def command(agent: str, env: str, seed: int, overrides: Dict, guidance=tasks.GUI
              f'--config.batch_size={scale["batch_size"]}']
     if guidance:
         parts.append('--eval_guidance=' + ','.join(f'{w:g}' for w in guidance))
-    parts += [f'--config.{k}={v}' for k, v in overrides.items()]
+    parts += [f'--config.{k}={flag_value(v)}' for k, v in overrides.items()]
     return ' '.join(parts)
+
+
+def flag_value(value) -> str:
+    """A config value as main.py reads it: tuples as comma lists (`256,256,256`, no spaces for the shell)."""
+    return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def header(title: str, notes: List[str]) -> List[str]:
@@ -78,7 +83,27 @@ def w_ablation() -> List[str]:
     return lines
 
 
-SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation}
+def reduced() -> List[str]:
+    """RESULTS.md's reduced-scale runs, ordered seed by seed so that a partial sweep covers every cell."""
+    lines = header('Reduced scale for 2 CPU cores (RESULTS.md): CFGRL w > 1 vs w = 1 on oraclerep tasks, and '
+                   'CFGRL (IQL) vs AWR on single-task pointmaze.',
+                   ['Scale: configs/tasks.py REDUCED (goal-conditioned) and REDUCED_VALUE (value-based).',
+                    'As RESULTS.md ran it: scripts/launch_local.sh scripts/reduced.sh --save_dir=runs/reduced',
+                    'then: python -m scripts.aggregate runs/reduced --out=results/reduced.md'])
+    for seed in range(tasks.REDUCED_SEEDS):
+        for task in tasks.REDUCED_GC:
+            lines.append(command('cfgrl', tasks.dataset_name(task, 'oraclerep'), seed, tasks.REDUCED_NET,
+                                 guidance=tasks.REDUCED_GUIDANCE, scale=tasks.REDUCED))
+        for task in tasks.REDUCED_SINGLETASK:
+            env = tasks.dataset_name(task, 'singletask')
+            lines.append(command('cfgrl_iql', env, seed, tasks.REDUCED_VALUE_NET, guidance=tasks.TABLE2_GUIDANCE,
+                                 scale=tasks.REDUCED_VALUE))
+            lines.append(command('awr', env, seed, tasks.REDUCED_VALUE_NET, guidance=None,
+                                 scale=tasks.REDUCED_VALUE))
+    return lines
+
+
+SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced}
 
 
 def main() -> None:
