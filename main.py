@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from agents import AGENTS, get_agent_class
+from agents import AGENTS
 from agents.trainer import ChunkedTrainer
 from datasets.generate import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
 from datasets.loading import load_env_and_datasets
@@ -33,6 +33,8 @@ flags.DEFINE_enum('agent', cli.DEFAULT_AGENT, sorted(AGENTS), 'Agent (registry n
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset name.')
 flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data).')
 flags.DEFINE_integer('seed', 0, 'Seed of the agent, the batch sampler and the evaluation episodes.')
+flags.DEFINE_integer('num_seeds', 1, 'Train seeds seed, seed+1, ... together in this process (jax.vmap), evaluate '
+                     'them in the same rollouts, and report each seed and their mean ± std.')
 flags.DEFINE_integer('train_steps', 1_000_000, 'Gradient steps.')
 flags.DEFINE_integer('log_interval', 5_000, 'Steps between training logs (TensorBoard, progress bar).')
 flags.DEFINE_integer('eval_interval', 100_000, 'Steps between evaluations (and at the last step).')
@@ -66,6 +68,7 @@ def main(_):
         if settings.eval_only:
             sys.exit(session.evaluate_checkpoint(settings, explicit, config))
         settings, run, notes = session.resolve_settings(settings, explicit, config)
+        mesh = session.training_mesh(settings, config)
     except (cli.UsageError, FileNotFoundError) as e:
         cli.fail(str(e))
 
@@ -77,11 +80,11 @@ def main(_):
     sampling = GoalSamplingConfig.from_config(config)
     data = device_dataset(train)
     example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(settings.seed), sampling))
-    agent = get_agent_class(settings.agent).create(settings.seed, example, config)
+    agent = session.create_agent(settings, example, config)
 
     run = run or session.new_run_dir(settings)
     checkpointer = Checkpointer(run.checkpoint_dir)
-    sampler_rng, step = session.initial_sampler_rng(settings.seed), 0
+    sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
     if checkpointer.latest_step() is not None:
         agent, sampler_rng, step = checkpointer.restore(agent)
         print(f'Resuming {run.path} from step {step}.')
@@ -89,8 +92,9 @@ def main(_):
 
     schedule = Schedule(settings.train_steps, settings.log_interval, settings.eval_interval, settings.save_interval)
     evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS))
-    loop = TrainLoop(run, checkpointer, ChunkedTrainer(sampling, data, schedule.chunk), schedule, evaluator,
-                     session.checkpoint_meta(settings, config))
+    trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh)
+    agent, sampler_rng = trainer.replicate(agent), trainer.replicate(sampler_rng)
+    loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config))
     try:
         status = loop(agent, sampler_rng, step)
     except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.

@@ -82,12 +82,44 @@ class EvalResult:
         return format_table(self.csv_rows(), f'{self.success.shape[-1]} episodes per task')
 
 
+def seeds_csv_rows(results: Sequence[EvalResult]) -> List[Dict[str, object]]:
+    """eval.csv rows of one evaluation of several seeds: the mean over seeds of each column, plus the standard
+    deviation over seeds of the overall success (population std, as the paper's ± and scripts/aggregate.py)."""
+    per_seed = [r.csv_rows() for r in results]
+    rows = []
+    for i, first in enumerate(per_seed[0]):
+        overall = np.array([rows_k[i]['overall_success'] for rows_k in per_seed])
+        row = {k: (v if k in ('step', 'guidance') else float(np.mean([rows_k[i][k] for rows_k in per_seed])))
+               for k, v in first.items()}
+        rows.append({**row, 'overall_success_std': float(overall.std())})
+    return rows
+
+
+def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name: str, agent: str) -> Dict:
+    """summary.json of a multi-seed run: design.md's schema with success averaged over seeds, plus `seeds` and,
+    per weight, the std over seeds and each seed's overall success."""
+    summary = results[0].summary(env_name, agent)
+    for i, key in enumerate(results[0].keys):
+        overall = np.array([float(r.overall_success[i]) for r in results])
+        summary['guidance'][key] = {
+            'overall_success': float(overall.mean()),
+            'overall_success_std': float(overall.std()),
+            'overall_success_per_seed': [float(v) for v in overall],
+            'task_success': {task_column(t): float(np.mean([r.task_success[i, j] for r in results]))
+                             for j, t in enumerate(results[0].task_ids)},
+        }
+    summary['seeds'] = [int(s) for s in seeds]
+    return summary
+
+
 def format_table(rows: Sequence[Mapping[str, object]], note: str = '') -> str:
-    """The success table of eval.csv-style rows of ONE evaluation step (values in [0, 1], printed in %)."""
+    """The success table of eval.csv-style rows of ONE evaluation step (values in [0, 1], printed in %); rows of a
+    multi-seed run (`seeds_csv_rows`) get a ± std column."""
     tasks = task_columns(rows[0])
-    header = ['w'] + tasks + ['overall']
-    lines = [[str(row['guidance'])] + [f'{100 * float(row[k]):.1f}' for k in tasks + ['overall_success']]
-             for row in rows]
+    with_std = rows[0].get('overall_success_std', '') != ''
+    header = ['w'] + tasks + ['overall'] + (['± std'] if with_std else [])
+    columns = tasks + ['overall_success'] + (['overall_success_std'] if with_std else [])
+    lines = [[str(row['guidance'])] + [f'{100 * float(row[k]):.1f}' for k in columns] for row in rows]
     widths = [max(len(line[c]) for line in [header] + lines) for c in range(len(header))]
     fmt = lambda line: '  '.join(cell.rjust(width) for cell, width in zip(line, widths))
     rule = '-' * len(fmt(header))

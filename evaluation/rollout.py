@@ -9,6 +9,8 @@ environment (in worker processes, see evaluation.envs). Finished episodes are no
 while more than half the rows are live the batch is all rows, then the live rows padded to the next power of two,
 so there are at most log2(rows) + 1 batch shapes, each compiled once per process.
 Sequential: one episode and one policy call at a time, per weight (the classic loop; the benchmark's baseline).
+Several seeds (stacked agents, main.py --num_seeds): every seed's rows join the same lockstep batch, one vmapped
+policy call per environment step (`evaluate_lockstep_seeds`).
 
 Seeding: episode (task k, index e) of the evaluation at step s with run seed S resets from a seed derived from
 (S, s, k, e), the same at every weight, so weights are compared on identical start and goal states. The policy's
@@ -18,7 +20,7 @@ step and may raise to abandon the evaluation (Ctrl-C during training).
 """
 import dataclasses
 import os
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import jax
 import numpy as np
@@ -30,6 +32,8 @@ from evaluation.results import EvalResult, guidance_key, task_column
 
 # The policy as evaluation calls it: (observations, goals, key, per-row guidance (B,) float32) -> actions (B, A).
 PolicyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# The same for S seeds at once: (S, B, ...) observations and goals, (S, 2) keys, (S, B) guidance -> (S, B, A).
+SeedsPolicyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 EnvBatch = Union[LocalEnvs, SubprocessEnvs]
 EVAL_MODES = ('lockstep', 'sequential')
 VIDEO_FPS = 30
@@ -95,6 +99,23 @@ def cpu_policy(agent) -> PolicyFn:
     return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key))
 
 
+def stacked_cpu_policy(agents) -> SeedsPolicyFn:
+    """The policy of S seeds stacked along a leading axis (`agents.trainer.create_agents`), on the CPU: one call
+    samples every seed's rows, (S, B, ...) inputs and (S, 2) keys -> (S, B, A) actions."""
+    agents = jax.device_put(agents, jax.devices('cpu')[0])
+    if agents.guided:
+        sample = lambda agent, obs, goals, key, w: agent.sample_actions(obs, goals, key, guidance=w)
+    else:
+        sample = lambda agent, obs, goals, key, w: agent.sample_actions(obs, goals, key)
+    fn = jax.jit(jax.vmap(sample))
+    return lambda obs, goals, keys, w: np.asarray(fn(agents, obs, goals, keys, w))
+
+
+def _one_seed(policy: PolicyFn) -> SeedsPolicyFn:
+    """A single agent's policy as a policy of one stacked seed."""
+    return lambda obs, goals, keys, w: policy(obs[0], goals[0], keys[0], w[0])[None]
+
+
 def bucket_size(num_live: int, num_rows: int) -> int:
     """Policy batch size for `num_live` unfinished rows: every row while more than half are live, else the next
     power of two (few distinct shapes to compile, at most 2× padding)."""
@@ -136,9 +157,9 @@ def _result(plan: EvalPlan, step: int, success: np.ndarray, lengths: np.ndarray)
                       success=success.reshape(plan.shape), lengths=lengths.reshape(plan.shape))
 
 
-def _progress(plan: EvalPlan, step: int, enabled: bool) -> tqdm:
-    return tqdm(total=plan.num_rows, desc=f'eval @ {step}', unit='ep', leave=False, disable=not enabled,
-                dynamic_ncols=True)
+def _progress(plan: EvalPlan, step: int, enabled: bool, num_seeds: int = 1) -> tqdm:
+    return tqdm(total=num_seeds * plan.num_rows, desc=f'eval @ {step}', unit='ep', leave=False,
+                disable=not enabled, dynamic_ncols=True)
 
 
 def evaluate_lockstep(policy: PolicyFn, envs: EnvBatch, plan: EvalPlan, seed: int, step: int,
@@ -148,37 +169,57 @@ def evaluate_lockstep(policy: PolicyFn, envs: EnvBatch, plan: EvalPlan, seed: in
 
     `envs` is an env batch (evaluation.envs); it gets one environment per row.
     """
-    n = plan.num_rows
-    envs.resize(n)
-    rows = np.arange(n)
-    task_ids, seeds = plan.row_tasks_and_seeds(seed, step)
-    obs, goals = envs.reset(rows, task_ids, seeds)
+    return evaluate_lockstep_seeds(_one_seed(policy), envs, plan, (seed,), step, video_dir, progress, check_stop)[0]
+
+
+def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPlan, seeds: Sequence[int],
+                            step: int, video_dir: Optional[str] = None, progress: bool = True,
+                            check_stop: Optional[Callable[[], None]] = None) -> List[EvalResult]:
+    """`plan` for each of S seeds (stacked agents, `stacked_cpu_policy`), all S × rows in lockstep with one policy
+    call per environment step; returns one result per seed.
+
+    Seed k's episodes are those a single run with seed `seeds[k]` evaluates (same reset seeds). Each call gives every
+    seed the same number of rows (its live rows padded to the bucket of the seed with the most live rows), so the
+    shapes stay few. Videos record the first seed's episodes only.
+    """
+    num_seeds, n = len(seeds), plan.num_rows
+    envs.resize(num_seeds * n)
+    layout = [plan.row_tasks_and_seeds(s, step) for s in seeds]  # Row r of seed k is environment k·n + r.
+    obs, goals = envs.reset(np.arange(num_seeds * n), np.concatenate([task for task, _ in layout]),
+                            np.concatenate([reset for _, reset in layout]))
     weights = plan.row_guidance()
-    videos = _Videos(plan)
-    videos.add(videos.recorded(rows), envs.render(videos.recorded(rows)))
-    live = np.ones(n, bool)
-    success, lengths = np.zeros(n, np.float32), np.zeros(n, np.int64)
+    videos = _Videos(plan)  # Keys are rows of the first seed, which are also its environment indices.
+    videos.add(videos.recorded(np.arange(n)), envs.render(videos.recorded(np.arange(n))))
+    live = np.ones((num_seeds, n), bool)
+    success, lengths = np.zeros((num_seeds, n), np.float32), np.zeros((num_seeds, n), np.int64)
     t = 0
-    with _progress(plan, step, progress) as bar:
+    with _progress(plan, step, progress, num_seeds) as bar:
         while live.any():
             if check_stop is not None:
                 check_stop()
-            rows = np.flatnonzero(live)
-            # Pad with copies of a live row: valid inputs whose actions are discarded.
-            batch = np.concatenate([rows, np.full(bucket_size(len(rows), n) - len(rows), rows[-1])])
-            actions = policy(obs[batch], goals[batch], policy_key(seed, step, t), weights[batch])[:len(rows)]
-            obs[rows], done, success[rows] = envs.step(rows, actions)
-            lengths[rows] += 1
-            recorded = videos.recorded(rows)
+            per_seed = [np.flatnonzero(live[k]) for k in range(num_seeds)]
+            size = bucket_size(max(len(rows) for rows in per_seed), n)
+            # Pad with copies of a live row (row 0 for a seed with none): valid inputs whose actions are discarded.
+            batch = np.stack([np.concatenate([rows, np.full(size - len(rows), rows[-1] if len(rows) else 0)])
+                              for rows in per_seed])
+            env_batch = batch + n * np.arange(num_seeds)[:, None]
+            keys = np.stack([policy_key(s, step, t) for s in seeds])
+            actions = policy(obs[env_batch], goals[env_batch], keys, weights[batch])
+            env_rows = np.concatenate([rows + k * n for k, rows in enumerate(per_seed)])
+            actions = np.concatenate([actions[k, :len(rows)] for k, rows in enumerate(per_seed)])
+            obs[env_rows], done, step_success = envs.step(env_rows, actions)
+            success.reshape(-1)[env_rows] = step_success
+            lengths.reshape(-1)[env_rows] += 1
+            recorded = videos.recorded(env_rows[env_rows < n])
             if recorded.size:
                 videos.add(recorded, envs.render(recorded))
             if done.any():
-                live[rows[done]] = False
+                live.reshape(-1)[env_rows[done]] = False
                 bar.set_postfix(success=f'{success[~live].mean():.2f}', refresh=False)
                 bar.update(int(done.sum()))
             t += 1
     videos.save(video_dir)
-    return _result(plan, step, success, lengths)
+    return [_result(plan, step, success[k], lengths[k]) for k in range(num_seeds)]
 
 
 def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: int,
@@ -217,31 +258,44 @@ class Evaluator:
 
     `workers`: lockstep environments run in this many worker processes (0: in this process; None: one per core,
     see evaluation.envs.default_workers). `video_root`: recorded episodes go to `<video_root>/step_<step>/`.
+    `num_seeds > 1`: the agent is S stacked seeds `seed, seed + 1, ...` (main.py --num_seeds) and a call returns one
+    result per seed, all seeds rolled out in the same lockstep batch (sequential mode: one seed after the other).
     Call `close()` (or use it as a context manager) to stop the workers.
     """
 
     def __init__(self, plan: EvalPlan, make_env: EnvFactory, seed: int, mode: str = 'lockstep',
-                 workers: Optional[int] = None, video_root: Optional[str] = None, progress: bool = True):
+                 workers: Optional[int] = None, video_root: Optional[str] = None, progress: bool = True,
+                 num_seeds: int = 1):
         if mode not in EVAL_MODES:
             raise ValueError(f'Unknown evaluation mode {mode!r}; valid modes: {", ".join(EVAL_MODES)}.')
         self.plan, self.make_env, self.seed, self.mode = plan, make_env, seed, mode
-        self.workers = default_workers(plan.num_rows) if workers is None else workers
+        self.seeds = tuple(range(seed, seed + num_seeds))
+        self.workers = default_workers(num_seeds * plan.num_rows) if workers is None else workers
         self.video_root, self.progress = video_root, progress
         self._envs = None  # Created at the first evaluation, then reused.
 
-    def __call__(self, agent, step: int, check_stop: Optional[Callable[[], None]] = None) -> EvalResult:
+    def __call__(self, agent, step: int,
+                 check_stop: Optional[Callable[[], None]] = None) -> Union[EvalResult, List[EvalResult]]:
         video_dir = None
         if self.video_root is not None and self.plan.video_episodes > 0:
             video_dir = os.path.join(self.video_root, f'step_{step}')
         kwargs = dict(video_dir=video_dir, progress=self.progress, check_stop=check_stop)
+        stacked = len(self.seeds) > 1
         if self.mode == 'sequential':
             if self._envs is None:
                 self._envs = LocalEnvs(self.make_env)
                 self._envs.resize(1)
-            return evaluate_sequential(cpu_policy(agent), self._envs.envs[0], self.plan, self.seed, step, **kwargs)
+            env = self._envs.envs[0]
+            if not stacked:
+                return evaluate_sequential(cpu_policy(agent), env, self.plan, self.seed, step, **kwargs)
+            return [evaluate_sequential(cpu_policy(jax.tree.map(lambda x: x[k], agent)), env, self.plan, s, step,
+                                        **{**kwargs, 'video_dir': video_dir if k == 0 else None})
+                    for k, s in enumerate(self.seeds)]
         if self._envs is None:
             self._envs = make_env_batch(self.make_env, self.workers)
-        return evaluate_lockstep(cpu_policy(agent), self._envs, self.plan, self.seed, step, **kwargs)
+        if not stacked:
+            return evaluate_lockstep(cpu_policy(agent), self._envs, self.plan, self.seed, step, **kwargs)
+        return evaluate_lockstep_seeds(stacked_cpu_policy(agent), self._envs, self.plan, self.seeds, step, **kwargs)
 
     def close(self) -> None:
         if self._envs is not None:

@@ -1,7 +1,7 @@
 """Orbax checkpoints holding everything needed to continue a run bit for bit on the same machine.
 
 A checkpoint `<run>/checkpoints/<step>/` has two items: `state` (the agent's parameters, optimiser state and RNG as
-flax's state dict, plus the sampler's RNG) and `meta` (JSON: step, agent, env_name, seed and the agent's config, so
+flax's state dict, plus the sampler's RNG; for --num_seeds > 1 every array has a leading seed axis) and `meta` (JSON: step, agent, env_name, seed and the agent's config, so
 that a checkpoint alone can be re-evaluated). Saves are synchronous: orbax writes into a temporary folder and
 renames it when complete, so a run killed mid-save (even with SIGKILL) leaves only complete checkpoints behind,
 and the temporary leftovers are ignored and cleaned up by the next manager.
@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import flax
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = 'checkpoints'  # Inside a run directory.
@@ -43,13 +44,15 @@ class Checkpointer:
         """(agent, sampler rng, step) of checkpoint `step` (default: the latest). `template_agent` is a freshly
         created agent of the same config: it supplies the structure, dtypes and devices of the arrays."""
         step = self.resolve_step(step)
+        # The sampler's key has the layout of the agent's own key (one per seed for stacked agents).
         template = {'agent': flax.serialization.to_state_dict(template_agent),
-                    'sampler_rng': jax.random.PRNGKey(0)}
+                    'sampler_rng': np.zeros_like(template_agent.rng)}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         state = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))['state']
         agent = flax.serialization.from_state_dict(template_agent, state['agent'])
-        if int(agent.network.step) != step:
-            raise RuntimeError(f'checkpoint {self.directory}/{step} holds an agent at update {int(agent.network.step)}')
+        updates = np.unique(np.asarray(agent.network.step))  # One entry per seed for stacked agents.
+        if updates.tolist() != [step]:
+            raise RuntimeError(f'checkpoint {self.directory}/{step} holds an agent at update(s) {updates.tolist()}')
         return agent, state['sampler_rng'], step
 
     def read_meta(self, step: Optional[int] = None) -> Dict[str, Any]:

@@ -20,7 +20,7 @@ from absl import flags, logging
 DEFAULT_AGENT = 'cfgrl'
 NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
 # What a run is: fixed for its lifetime (changing one on --resume is refused unless --force).
-IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'dataset_dir')
+IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
 SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only')
 
@@ -164,6 +164,10 @@ def merge_saved(settings: Settings, explicit: Set[str], saved: Dict[str, Any]) -
     Returns (merged settings, the identity flags given with a different value: refused unless --force)."""
     merged = {k: (v if k in explicit or k not in saved else saved[k]) for k, v in vars(settings).items()}
     changed = [f'--{k}: {saved[k]} -> {merged[k]}' for k in IDENTITY_FLAGS if k in saved and saved[k] != merged[k]]
+    saved_seeds = saved.get('num_seeds', 1)  # Runs from before --num_seeds had one seed.
+    if merged.get('num_seeds', 1) != saved_seeds:  # The checkpoint's arrays have one row per seed: not forceable.
+        raise UsageError(f'--num_seeds={merged.get("num_seeds", 1)} cannot differ from the {saved_seeds} seed(s) '
+                         'the run or checkpoint was trained with.')
     return Settings(**merged), changed
 
 
@@ -188,6 +192,8 @@ def validate(settings: Settings) -> None:
     for name in ('log_interval', 'eval_interval', 'save_interval'):
         if getattr(settings, name) < 1:
             raise UsageError(f'--{name} must be positive, got {getattr(settings, name)}.')
+    if settings.num_seeds < 1:
+        raise UsageError(f'--num_seeds must be positive, got {settings.num_seeds}.')
     for name in ('train_steps', 'eval_episodes', 'video_episodes'):
         if getattr(settings, name) < 0:
             raise UsageError(f'--{name} must be non-negative, got {getattr(settings, name)}.')

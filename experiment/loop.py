@@ -14,7 +14,7 @@ import math
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -22,14 +22,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.trainer import ChunkedTrainer
-from evaluation.results import EvalResult, format_table
+from evaluation.results import EvalResult, format_table, seeds_csv_rows
 from experiment.checkpoints import Checkpointer
 from experiment.run_dir import RunDir
 
 MAX_CHUNK = 1000  # Updates per compiled dispatch at most: bounds the latency of Ctrl-C and of the progress bar.
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
 
-EvaluateFn = Callable[[Any, int, Callable[[], None]], EvalResult]  # (agent, step, check_stop) -> result
+# (agent, step, check_stop) -> result, or one result per seed for stacked seeds.
+EvaluateFn = Callable[[Any, int, Callable[[], None]], Union[EvalResult, List[EvalResult]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,16 +103,20 @@ class _State:
 
 
 class _MetricMeans:
-    """Means of the per-step training metrics since the last log."""
+    """Means of the per-step training metrics since the last log (and over seeds: metrics of stacked seeds have
+    shape (S, K), a single run's (K,))."""
 
     def __init__(self):
         self.sums: Dict[str, float] = {}
         self.count = 0
 
     def add(self, infos: Dict[str, np.ndarray]) -> None:
+        steps = 0
         for key, values in infos.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(np.sum(values, dtype=np.float64))
-        self.count += len(next(iter(infos.values())))
+            steps = values.shape[-1]
+            seed_mean_sum = float(np.sum(values, dtype=np.float64)) / (values.size // max(steps, 1))
+            self.sums[key] = self.sums.get(key, 0.0) + seed_mean_sum
+        self.count += steps
 
     def pop(self) -> Dict[str, float]:
         means = {key: total / max(self.count, 1) for key, total in self.sums.items()}
@@ -119,12 +124,16 @@ class _MetricMeans:
         return means
 
 
-def check_finite(infos: Dict[str, np.ndarray], first_step: int) -> None:
-    """Raises NonFiniteMetric naming the first update (1-based step count) whose metric is NaN or infinite."""
+def check_finite(infos: Dict[str, np.ndarray], first_step: int, seeds: Optional[Sequence[int]] = None) -> None:
+    """Raises NonFiniteMetric naming the first update (1-based step count) whose metric is NaN or infinite, and
+    its seed when the metrics are of stacked seeds (shape (S, K))."""
     for key, values in infos.items():
-        bad = np.flatnonzero(~np.isfinite(values))
+        bad = np.argwhere(~np.isfinite(values))
         if bad.size:
-            raise NonFiniteMetric(f'non-finite {key} ({values[bad[0]]}) at step {first_step + int(bad[0]) + 1}')
+            where = bad[np.argmin(bad[:, -1])]  # The earliest step over all seeds.
+            seed = f' of seed {seeds[where[0]]}' if values.ndim == 2 and seeds is not None else ''
+            raise NonFiniteMetric(f'non-finite {key} ({values[tuple(where)]}) at step '
+                                  f'{first_step + int(where[-1]) + 1}{seed}')
 
 
 class TrainLoop:
@@ -178,7 +187,7 @@ class TrainLoop:
             state.agent, state.sampler_rng, infos = self.trainer.run(state.agent, state.sampler_rng, end - start)
             state.step = end
             infos = jax.device_get(infos)
-            check_finite(infos, start)  # A non-finite state is never saved: the loop stops here.
+            check_finite(infos, start, self.meta.get('seeds'))  # A non-finite state is never saved: stop here.
             means.add(infos)
             bar.update(end - bar.n)
             if schedule.due(end, schedule.log_interval):
@@ -200,13 +209,19 @@ class TrainLoop:
     def _evaluate(self, state: '_State', writer, stop: GracefulStop) -> None:
         step = state.step
         result = self.evaluate(state.agent, step, stop.check)
-        self.run.record_eval(result, self.meta['env_name'], self.meta['agent'])
-        for row in result.csv_rows():
+        if isinstance(result, list):  # Stacked seeds: per-seed folders, and the mean over seeds here.
+            self.run.record_seed_evals(result, self.meta['seeds'], self.meta['env_name'], self.meta['agent'])
+            rows = seeds_csv_rows(result)
+        else:
+            self.run.record_eval(result, self.meta['env_name'], self.meta['agent'])
+            rows = result.csv_rows()
+        for row in rows:
             for key, value in row.items():
                 if key not in ('step', 'guidance'):
                     writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
-        summary = ', '.join(f'w={k}: {v:.2f}' for k, v in zip(result.keys, result.overall_success))
-        tqdm.write(f'step {step}: success {summary}')
+        summary = ', '.join(f'w={row["guidance"]}: {row["overall_success"]:.2f}' for row in rows)
+        tqdm.write(f'step {step}: success {summary}' + (f' (mean of {len(result)} seeds)'
+                                                         if isinstance(result, list) else ''))
 
     def _save(self, state: '_State') -> None:
         # Metrics are computed before each update, so the last update of a chunk could break the parameters

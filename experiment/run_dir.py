@@ -10,6 +10,9 @@
         checkpoints/   orbax checkpoints (experiment.checkpoints)
         videos/        evaluation videos, step_<step>/w<w>_task<k>_ep<e>.gif (with --video_episodes)
         evals/         re-evaluations of this run's checkpoints (--eval_only), one run-like folder each
+        seed_<k>/      multi-seed runs (--num_seeds > 1) only: seed k's flags.json, config.json, eval.csv,
+                       summary.json and success.png (what scripts/aggregate.py reads); the run's own eval.csv and
+                       summary.json then hold the mean over seeds with its std, and its checkpoints all seeds
 
 A new run always gets a new folder (created atomically with mkdir; a suffix avoids name clashes); only `--resume`
 writes into an existing one. Every file is written to a temporary name and renamed.
@@ -28,7 +31,7 @@ from importlib import metadata
 from typing import Any, Dict, List, Optional
 
 from evaluation.plots import plot_success
-from evaluation.results import EvalResult
+from evaluation.results import EvalResult, seeds_csv_rows, seeds_summary
 from experiment.checkpoints import CHECKPOINT_DIR
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'ml_collections', 'ogbench', 'mujoco', 'gymnasium',
@@ -40,6 +43,7 @@ class RunDir:
     FLAGS, CONFIG, META = 'flags.json', 'config.json', 'meta.json'
     EVAL_CSV, SUMMARY, PLOT = 'eval.csv', 'summary.json', 'success.png'
     TENSORBOARD, VIDEOS, EVALS = 'tb', 'videos', 'evals'
+    PART_OF = 'part_of_run'  # flags.json key of a seed_<k>/ folder: the multi-seed run it belongs to.
 
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
@@ -64,11 +68,26 @@ class RunDir:
         path = os.path.abspath(os.path.expanduser(path))
         if not os.path.isfile(os.path.join(path, cls.CONFIG)):
             raise FileNotFoundError(f'{path} is not a run directory (it has no {cls.CONFIG}).')
-        return cls(path)
+        run = cls(path)
+        if os.path.isfile(run.file(cls.FLAGS)) and cls.PART_OF in run.read_json(cls.FLAGS):
+            raise FileNotFoundError(f'{path} holds the results of one seed of the multi-seed run '
+                                    f'{run.read_json(cls.FLAGS)[cls.PART_OF]}; use that run directory.')
+        return run
 
     @staticmethod
-    def default_name(seed: int) -> str:
-        return f'{time.strftime("%Y%m%d-%H%M%S")}_s{seed}'
+    def default_name(seed: int, num_seeds: int = 1) -> str:
+        seeds = f'{seed}' if num_seeds == 1 else f'{seed}-{seed + num_seeds - 1}'
+        return f'{time.strftime("%Y%m%d-%H%M%S")}_s{seeds}'
+
+    def seed_dir(self, seed: int) -> 'RunDir':
+        """The results folder of one seed of a multi-seed run (created if missing)."""
+        path = self.file(f'seed_{seed}')
+        os.makedirs(path, exist_ok=True)
+        return RunDir(path)
+
+    def seed_dirs(self) -> List['RunDir']:
+        return [RunDir(self.file(name)) for name in sorted(os.listdir(self.path))
+                if name.startswith('seed_') and os.path.isdir(self.file(name))]
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -99,6 +118,11 @@ class RunDir:
         meta = self.read_json(self.META) if os.path.exists(self.file(self.META)) else {'sessions': []}
         meta['sessions'].append({**environment_info(), 'start_step': int(start_step), 'notes': notes or []})
         self.write_json(self.META, meta)
+        num_seeds = int(flags.get('num_seeds', 1))
+        for seed in range(flags['seed'], flags['seed'] + num_seeds) if num_seeds > 1 else ():
+            child = self.seed_dir(seed)
+            child.write_json(self.FLAGS, {**flags, 'seed': seed, 'num_seeds': 1, self.PART_OF: self.path})
+            child.write_json(self.CONFIG, config)
 
     # -- Evaluation results -------------------------------------------------------------------------------------
     def eval_rows(self) -> List[Dict[str, str]]:
@@ -112,10 +136,11 @@ class RunDir:
 
     def discard_evals_after(self, step: int) -> None:
         """Drops eval.csv rows past `step`: a resumed run redoes those evaluations (from the same parameters)."""
-        rows = self.eval_rows()
-        kept = [row for row in rows if int(row['step']) <= step]
-        if len(kept) != len(rows):
-            self._write_rows(kept)
+        for run in [self] + self.seed_dirs():
+            rows = run.eval_rows()
+            kept = [row for row in rows if int(row['step']) <= step]
+            if len(kept) != len(rows):
+                run._write_rows(kept)
 
     def record_eval(self, result: EvalResult, env_name: str, agent: str) -> None:
         """Appends the result to eval.csv, rewrites summary.json and the plot."""
@@ -123,6 +148,17 @@ class RunDir:
         self._write_rows(rows)
         self.write_json(self.SUMMARY, result.summary(env_name, agent))
         plot_success(rows, self.file(self.PLOT), title=f'{agent} on {env_name} ({os.path.basename(self.path)})')
+
+    def record_seed_evals(self, results: List[EvalResult], seeds: List[int], env_name: str, agent: str) -> None:
+        """One evaluation of a multi-seed run: each seed's result into its seed_<k>/ folder, and the mean over
+        seeds (± std) into this run's eval.csv, summary.json and plot."""
+        for seed, result in zip(seeds, results):
+            self.seed_dir(seed).record_eval(result, env_name, agent)
+        rows = self.eval_rows() + [{k: str(v) for k, v in row.items()} for row in seeds_csv_rows(results)]
+        self._write_rows(rows)
+        self.write_json(self.SUMMARY, seeds_summary(results, seeds, env_name, agent))
+        plot_success(rows, self.file(self.PLOT),
+                     title=f'{agent} on {env_name}, mean of {len(seeds)} seeds ({os.path.basename(self.path)})')
 
     def _write_rows(self, rows: List[Dict[str, str]]) -> None:
         # Columns are the union over rows, so a resumed run evaluating other tasks still writes one table.

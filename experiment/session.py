@@ -3,13 +3,17 @@ import os
 from typing import Dict, List, Optional, Set, Tuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.sharding import Mesh
 
 from agents import get_agent_class
+from agents.trainer import create_agents, data_parallel_mesh
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
+from evaluation.results import format_table, seeds_csv_rows
 from evaluation.rollout import EvalPlan, Evaluator, is_single_task, single_task_id
 from experiment import cli
 from experiment.checkpoints import locate_checkpoint
@@ -42,17 +46,50 @@ def resolve_settings(settings: cli.Settings, explicit: Set[str],
 
 def new_run_dir(settings: cli.Settings) -> RunDir:
     return RunDir.create(os.path.join(settings.save_dir, settings.env_name, settings.agent),
-                         RunDir.default_name(settings.seed))
+                         RunDir.default_name(settings.seed, settings.num_seeds))
 
 
-def initial_sampler_rng(seed: int) -> jax.Array:
-    return jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLER_STREAM)
+def seeds(settings: cli.Settings) -> List[int]:
+    """The seeds of a run: `seed` alone, or seed, seed + 1, ... with --num_seeds."""
+    return list(range(settings.seed, settings.seed + settings.num_seeds))
+
+
+def create_agent(settings: cli.Settings, example: Dict[str, np.ndarray], config: ml_collections.ConfigDict):
+    """The run's freshly initialised agent; with --num_seeds > 1, one per seed stacked along a leading axis
+    (seed k initialised exactly as a single run with seed k)."""
+    agent_cls = get_agent_class(settings.agent)
+    if settings.num_seeds == 1:
+        return agent_cls.create(settings.seed, example, config)
+    return create_agents(agent_cls, seeds(settings), example, config)
+
+
+def initial_sampler_rng(seed: int, num_seeds: int = 1) -> jax.Array:
+    """The batch sampler's key (one per seed, stacked, with num_seeds > 1)."""
+    keys = [jax.random.fold_in(jax.random.PRNGKey(s), SAMPLER_STREAM) for s in range(seed, seed + num_seeds)]
+    return keys[0] if num_seeds == 1 else jnp.stack(keys)
+
+
+def training_mesh(settings: cli.Settings, config: ml_collections.ConfigDict) -> Optional[Mesh]:
+    """Data parallelism over every device when there are several (the batch sharded, parameters replicated);
+    None on one device. Stacked seeds stay on one device: they already fill it."""
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None
+    if settings.num_seeds > 1:
+        logging.warning('%d devices, but --num_seeds=%d trains on one of them (no data parallelism with '
+                        'stacked seeds).', len(devices), settings.num_seeds)
+        return None
+    if config.batch_size % len(devices):
+        raise cli.UsageError(f'config.batch_size={config.batch_size} must be divisible by the {len(devices)} '
+                             'devices for data-parallel training.')
+    logging.warning('Data-parallel training over %d devices: %s.', len(devices), devices)
+    return data_parallel_mesh(devices)
 
 
 def checkpoint_meta(settings: cli.Settings, config: ml_collections.ConfigDict) -> Dict:
     """What every checkpoint carries besides arrays, so that it can be re-evaluated on its own."""
     return {'agent': settings.agent, 'env_name': settings.env_name, 'seed': settings.seed,
-            'config': cli.config_to_dict(config)}
+            'num_seeds': settings.num_seeds, 'seeds': seeds(settings), 'config': cli.config_to_dict(config)}
 
 
 def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
@@ -71,7 +108,7 @@ def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
     plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
                     guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes)
     return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
-                     video_root=video_root)
+                     video_root=video_root, num_seeds=settings.num_seeds)
 
 
 def example_batch(env_name: str, config: ml_collections.ConfigDict) -> Dict[str, np.ndarray]:
@@ -107,14 +144,18 @@ def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_c
 
     parent = os.path.join(run_path, RunDir.EVALS) if run_path else os.path.join(
         settings.save_dir, settings.env_name, settings.agent)
-    template = get_agent_class(settings.agent).create(settings.seed, example_batch(settings.env_name, config), config)
+    template = create_agent(settings, example_batch(settings.env_name, config), config)
     agent, _, _ = checkpointer.restore(template, step)
-    out = RunDir.create(parent, f'{RunDir.default_name(settings.seed)}_step{step}')
+    out = RunDir.create(parent, f'{RunDir.default_name(settings.seed, settings.num_seeds)}_step{step}')
     out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
                        cli.config_to_dict(config), step, notes)
     with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
         result = evaluator(agent, step)
-    out.record_eval(result, settings.env_name, settings.agent)
-    print(result.table())
+    if isinstance(result, list):
+        out.record_seed_evals(result, seeds(settings), settings.env_name, settings.agent)
+        print(format_table(seeds_csv_rows(result), f'mean of {len(result)} seeds'))
+    else:
+        out.record_eval(result, settings.env_name, settings.agent)
+        print(result.table())
     print(f'Results: {out.path}')
     return EXIT_OK

@@ -32,14 +32,20 @@ def variant_label(agent: str, config: Mapping) -> str:
 
 
 def find_runs(roots: Iterable[str]) -> List[str]:
-    """Every folder under `roots` with a summary.json and config.json (re-evaluation subfolders excluded)."""
+    """Every folder under `roots` with a summary.json and config.json (re-evaluation subfolders excluded). A
+    multi-seed run (main.py --num_seeds) counts through its seed_<k>/ folders, not through its own mean."""
     found = []
     for root in roots:
         for folder, subdirs, files in os.walk(root):
             subdirs[:] = [d for d in subdirs if d not in ('checkpoints', 'tb', 'videos', 'evals')]
-            if 'summary.json' in files and 'config.json' in files:
+            if 'summary.json' in files and 'config.json' in files and not _is_seed_mean(folder):
                 found.append(folder)
     return sorted(found)
+
+
+def _is_seed_mean(folder: str) -> bool:
+    with open(os.path.join(folder, 'summary.json')) as f:
+        return len(json.load(f).get('seeds', ())) > 1
 
 
 def load_run(folder: str) -> Tuple[str, str, Dict[str, float], Dict[str, Dict[str, float]], int]:

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from evaluation.envs import EnvFactory, LocalEnvs, SubprocessEnvs
-from evaluation.results import EvalResult, format_table
-from evaluation.rollout import EvalPlan, Evaluator, bucket_size, evaluate_lockstep, evaluate_sequential
+from evaluation.results import EvalResult, format_table, seeds_csv_rows, seeds_summary
+from evaluation.rollout import (EvalPlan, Evaluator, bucket_size, evaluate_lockstep, evaluate_lockstep_seeds,
+                                evaluate_sequential)
 
 ENV = 'pointmaze-medium-navigate-v0'
 MAX_STEPS = 140  # Tasks 1 and 2 are reachable by heading straight for the goal in ~120 steps; task 3 is not.
@@ -30,15 +31,27 @@ def counting_envs(max_steps=MAX_STEPS):
 
 
 class GoToGoal:
-    """A deterministic policy heading straight for the goal at speed w: some episodes reach it early (at different
-    steps), others stay stuck on a wall, so episodes end at different times. Records each call's batch."""
+    """A deterministic policy heading straight for the goal at speed w·gain: some episodes reach it early (at
+    different steps), others stay stuck on a wall, so episodes end at different times. Records each call's batch."""
 
-    def __init__(self):
-        self.calls = []
+    def __init__(self, gain=1.0):
+        self.calls, self.gain = [], gain
 
     def __call__(self, obs, goals, key, guidance):
         self.calls.append((obs.copy(), guidance.copy()))
-        return np.clip((goals - obs) * guidance[:, None], -1.0, 1.0)
+        return np.clip((goals - obs) * guidance[:, None] * self.gain, -1.0, 1.0)
+
+
+class StackedGoToGoal:
+    """GoToGoal for stacked seeds, seed k with its own gain: a row evaluated under the wrong seed would show."""
+
+    def __init__(self, gains):
+        self.gains, self.batches = np.asarray(gains, np.float32), []
+
+    def __call__(self, obs, goals, keys, guidance):
+        assert obs.ndim == 3 and keys.shape == (len(self.gains), 2)
+        self.batches.append(obs.shape[1])
+        return np.clip((goals - obs) * guidance[..., None] * self.gains[:, None, None], -1.0, 1.0)
 
 
 PLAN = EvalPlan(task_ids=(1, 2, 3), num_episodes=2, guidance=(0.5, 1.0, 3.0))
@@ -57,6 +70,27 @@ def test_lockstep_equals_sequential_and_worker_processes_for_a_deterministic_pol
         np.testing.assert_array_equal(lockstep.lengths, other.lengths)
     # The test is only meaningful if episodes end at different times and some succeed.
     assert lockstep.success.any() and len(np.unique(lockstep.lengths)) > 2, lockstep.lengths
+
+
+def test_stacked_seeds_in_one_lockstep_equal_each_seed_alone():
+    gains, seeds = (1.0, 0.6), (3, 4)
+    policy = StackedGoToGoal(gains)
+    together = evaluate_lockstep_seeds(policy, counting_envs(), PLAN, seeds, step=7, progress=False)
+    for k, (gain, seed) in enumerate(zip(gains, seeds)):
+        alone = evaluate_lockstep(GoToGoal(gain), counting_envs(), PLAN, seed=seed, step=7, progress=False)
+        np.testing.assert_array_equal(together[k].success, alone.success)
+        np.testing.assert_array_equal(together[k].lengths, alone.lengths)
+    # Meaningful only if the seeds' episodes differ and the batch shrank while they finished at different times.
+    assert not np.array_equal(together[0].lengths, together[1].lengths)
+    assert min(policy.batches) < PLAN.num_rows
+    rows = seeds_csv_rows(together)
+    overall = [r.overall_success for r in together]
+    np.testing.assert_allclose([r['overall_success'] for r in rows], np.mean(overall, axis=0), rtol=1e-6)
+    np.testing.assert_allclose([r['overall_success_std'] for r in rows], np.std(overall, axis=0), rtol=1e-6)
+    summary = seeds_summary(together, seeds, 'env', 'cfgrl')
+    assert summary['seeds'] == [3, 4] and set(summary['guidance']) == {'0.5', '1', '3'}
+    assert summary['guidance']['1']['overall_success_per_seed'] == [float(r.overall_success[1]) for r in together]
+    assert '± std' in format_table(rows)
 
 
 def test_finished_episodes_are_not_stepped_and_leave_the_batch():

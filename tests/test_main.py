@@ -192,12 +192,69 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert any('config.lr' in note for note in notes)
 
 
+@pytest.fixture(scope='module')
+def run_seeds(workspace):
+    """Seeds 0 and 1 trained together (--num_seeds=2)."""
+    result = run_main(workspace, *TRAIN_FLAGS, '--num_seeds=2', f'--save_dir={workspace / "seeds"}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '± std' in result.stdout
+    return only_run_dir(workspace / 'seeds')
+
+
+def test_num_seeds_trains_each_seed_like_its_own_run(workspace, run_a, run_seeds):
+    single = run_main(workspace, *TRAIN_FLAGS, '--seed=1', f'--save_dir={workspace / "seed1"}')
+    assert single.returncode == 0, single.stderr[-3000:]
+    stacked = checkpoint_arrays(run_seeds, TRAIN_STEPS)
+    for k, alone in enumerate([checkpoint_arrays(run_a, TRAIN_STEPS),
+                               checkpoint_arrays(only_run_dir(workspace / 'seed1'), TRAIN_STEPS)]):
+        assert stacked.keys() == alone.keys()
+        for key, value in alone.items():
+            assert stacked[key].shape == (2, *value.shape), key
+            if np.issubdtype(value.dtype, np.floating):
+                np.testing.assert_allclose(stacked[key][k], value, rtol=1e-4, atol=1e-5, err_msg=key)
+            else:  # RNG keys and update counters: exactly those of the single run.
+                np.testing.assert_array_equal(stacked[key][k], value, err_msg=key)
+
+
+def test_num_seeds_reports_each_seed_and_their_mean(workspace, run_seeds):
+    from scripts.aggregate import find_runs
+
+    summary = json.loads((run_seeds / 'summary.json').read_text())
+    assert summary['seeds'] == [0, 1] and set(summary['guidance']) == {'0', '1', '2'}
+    for key, entry in summary['guidance'].items():
+        per_seed = [json.loads((run_seeds / f'seed_{k}' / 'summary.json').read_text())['guidance'][key]
+                    for k in (0, 1)]
+        assert entry['overall_success_per_seed'] == [e['overall_success'] for e in per_seed]
+        assert entry['overall_success'] == pytest.approx(np.mean(entry['overall_success_per_seed']))
+        assert entry['overall_success_std'] == pytest.approx(np.std(entry['overall_success_per_seed']))
+    assert (run_seeds / 'eval.csv').read_text().splitlines()[0].endswith('overall_success_std')
+    for k in (0, 1):
+        assert json.loads((run_seeds / f'seed_{k}' / 'flags.json').read_text())['seed'] == k
+        assert (run_seeds / f'seed_{k}' / 'success.png').stat().st_size > 0
+    # Aggregation counts the two seeds, not their mean as a third run.
+    assert find_runs([str(run_seeds)]) == [str(run_seeds / 'seed_0'), str(run_seeds / 'seed_1')]
+
+
+def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
+    result = run_main(workspace, '--eval_only', f'--restore_path={run_seeds}', '--eval_guidance=3',
+                      '--eval_tasks=1', '--eval_max_steps=5')
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (run_seeds / 'evals').iterdir()
+    assert json.loads((out / 'summary.json').read_text())['seeds'] == [0, 1]
+    assert (out / 'seed_1' / 'summary.json').exists()
+    refused = run_main(workspace, f'--resume={run_seeds}', '--num_seeds=3', '--force')
+    assert refused.returncode == 2 and 'cannot differ' in refused.stderr, refused.stderr[-2000:]
+    refused = run_main(workspace, f'--resume={run_seeds / "seed_1"}')
+    assert refused.returncode == 2 and 'one seed of the multi-seed run' in refused.stderr, refused.stderr[-2000:]
+
+
 @pytest.mark.parametrize('args,expected', [
     (['--agent=nope'], 'valid agents: awr, cfgrl'),
     (['--config.nope=1'], 'valid keys: actor_hidden_dims'),
     (['--config.actor_hidden_dims=a,b'], 'tuple of int'),
     (['--env_name=pointmaze-huge-navigate-v0'], 'pointmaze-medium'),
     (['--eval_tasks=0,9'], '1..5'),
+    (['--num_seeds=0'], '--num_seeds must be positive'),
     (['--unknown_flag=1'], 'Unknown command line flag'),
 ])
 def test_bad_command_lines_fail_before_any_work(workspace, args, expected):
