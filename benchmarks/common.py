@@ -6,6 +6,7 @@ import time
 from typing import Callable, Dict, List
 
 import jax
+import numpy as np
 
 
 def device_name() -> str:
@@ -25,6 +26,20 @@ def interleaved_median(fns: Dict[str, Callable[[], None]], repeats: int) -> Dict
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
+
+
+def synthetic_dataset(num_episodes=200, episode_length=1001, obs_dim=2, action_dim=2, seed=0):
+    """A compact OGBench-shaped dataset (pointmaze dimensions); throughput does not depend on its content."""
+    rng = np.random.default_rng(seed)
+    n = num_episodes * episode_length
+    terminals = np.zeros(n, np.float32)
+    terminals[episode_length - 2::episode_length] = 1.0  # Compact layout: the last two rows are terminal.
+    terminals[episode_length - 1::episode_length] = 1.0
+    valids = np.ones(n, np.float32)
+    valids[episode_length - 1::episode_length] = 0.0
+    return {'observations': rng.normal(size=(n, obs_dim)).astype(np.float32),
+            'actions': rng.uniform(-1, 1, (n, action_dim)).astype(np.float32),
+            'terminals': terminals, 'valids': valids}
 
 
 def write_result(name: str, payload: dict) -> str:

@@ -17,7 +17,7 @@ from absl import app, flags
 
 from agents import get_agent_class, get_config
 from agents.trainer import ChunkedTrainer
-from benchmarks.common import device_name, interleaved_median, write_result
+from benchmarks.common import device_name, interleaved_median, synthetic_dataset, write_result
 from datasets.sampler import GoalSamplingConfig, HostGoalSampler, device_dataset, sample_goal_batch
 
 SIZES = {  # name: (hidden dims, batch size)
@@ -32,20 +32,6 @@ flags.DEFINE_string('agent', 'cfgrl', 'Agent to benchmark.')
 flags.DEFINE_integer('chunk', 100, 'Updates per compiled chunk (and per timed repeat of the classic loop).')
 flags.DEFINE_integer('repeats', 5, 'Timed repeats of each loop (interleaved; the median is reported).')
 flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: train_speed-<platform>).')
-
-
-def synthetic_dataset(num_episodes=200, episode_length=1001, obs_dim=2, action_dim=2, seed=0):
-    """A compact OGBench-shaped dataset (pointmaze dimensions); throughput does not depend on its content."""
-    rng = np.random.default_rng(seed)
-    n = num_episodes * episode_length
-    terminals = np.zeros(n, np.float32)
-    terminals[episode_length - 2::episode_length] = 1.0  # Compact layout: the last two rows are terminal.
-    terminals[episode_length - 1::episode_length] = 1.0
-    valids = np.ones(n, np.float32)
-    valids[episode_length - 1::episode_length] = 0.0
-    return {'observations': rng.normal(size=(n, obs_dim)).astype(np.float32),
-            'actions': rng.uniform(-1, 1, (n, action_dim)).astype(np.float32),
-            'terminals': terminals, 'valids': valids}
 
 
 def matmul_flops_per_s(batch: int, width: int, repeats: int) -> float:
