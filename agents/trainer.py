@@ -5,7 +5,8 @@ parameters are updated in place. The chunk is a pure function of (agent, data, r
 for free:
 - several seeds in one process: `jax.vmap` over stacked agents and sampler keys (`num_seeds`), the dataset shared;
 - several devices: a mesh over the batch axis (`mesh`): the dataset and parameters are replicated, each device
-  gathers and processes its slice of the batch, and XLA inserts the gradient all-reduce (data parallel).
+  gathers and processes its slice of the batch, and XLA inserts the gradient all-reduce (data parallel); across
+  hosts the same, once every process has called `initialize_distributed`.
 """
 from typing import Callable, Dict, Sequence, Tuple
 
@@ -46,8 +47,21 @@ def make_chunk_fn(sampling: GoalSamplingConfig, num_updates: int,
 
 
 def data_parallel_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh over `devices` (default: all local devices) whose axis shards the batch."""
+    """A 1-D mesh over `devices` (default: every device of every process) whose axis shards the batch."""
     return Mesh(np.asarray(jax.devices() if devices is None else devices), (BATCH_AXIS,))
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Joins this process to a multi-host JAX job (`jax.distributed.initialize`; with no arguments the cluster is
+    detected, e.g. from SLURM's variables). Afterwards `jax.devices()` lists every process's devices, so
+    `data_parallel_mesh()` spans all hosts: every process runs the same program on its share of the batch, with
+    the dataset and parameters replicated (each process loads the same dataset and uses the same seeds). CPU-only
+    processes exchange gradients through gloo."""
+    if jax.config.jax_platforms in (None, '', 'cpu') or 'cpu' in str(jax.config.jax_platforms):
+        jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
 
 
 def create_agents(agent_cls, seeds: Sequence[int], example_batch: Batch, config: ml_collections.ConfigDict) -> Agent:

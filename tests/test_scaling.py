@@ -69,3 +69,61 @@ def test_data_parallel_over_two_devices_matches_one_device(tmp_path):
     env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
     out = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and 'DATA_PARALLEL_OK' in out.stdout, out.stderr[-3000:]
+
+
+MULTI_PROCESS_SCRIPT = textwrap.dedent('''
+    import os, sys
+    sys.path.insert(0, {repo!r})
+    import jax, numpy as np, ogbench
+    from agents.trainer import initialize_distributed
+    process_id = int(sys.argv[1])
+    if process_id >= 0:
+        initialize_distributed('localhost:{port}', num_processes=2, process_id=process_id)
+        assert jax.process_count() == 2 and jax.device_count() == 2 and jax.local_device_count() == 1
+    from agents import get_agent_class
+    from agents.trainer import ChunkedTrainer, data_parallel_mesh
+    from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+    from tests.conftest import tiny_config
+    dataset = ogbench.load_dataset({path!r}, compact_dataset=True)
+    config = tiny_config('gcbc')
+    sampling = GoalSamplingConfig.from_config(config)
+    data = device_dataset(dataset)
+    example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(0), sampling))
+    trainer = ChunkedTrainer(sampling, data, chunk_size=15, mesh=data_parallel_mesh() if process_id >= 0 else None)
+    agent = trainer.replicate(get_agent_class('gcbc').create(0, example, config))
+    agent, _, infos = trainer.run(agent, trainer.replicate(jax.random.PRNGKey(1)), 30)
+    print('LOSSES', ','.join(f'{{x:.9g}}' for x in np.asarray(infos['actor_loss'])))
+''')
+
+
+def _losses(out: str) -> np.ndarray:
+    line = next(l for l in out.splitlines() if l.startswith('LOSSES '))
+    return np.array([float(x) for x in line.split()[1].split(',')])
+
+
+def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
+    """Multi-host data parallelism, emulated by two CPU processes on this machine (one device each, gloo)."""
+    import socket
+
+    from tests.conftest import write_synthetic_dataset
+
+    with socket.socket() as sock:  # A free port for the coordinator.
+        sock.bind(('localhost', 0))
+        port = sock.getsockname()[1]
+    script = MULTI_PROCESS_SCRIPT.format(repo=REPO, path=str(write_synthetic_dataset(str(tmp_path / 'toy.npz'))),
+                                         port=port)
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    procs = [subprocess.Popen([sys.executable, '-c', script, str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0 and 'LOSSES' in out, err[-3000:]
+    single = subprocess.run([sys.executable, '-c', script, '-1'], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    np.testing.assert_array_equal(_losses(outputs[0][0]), _losses(outputs[1][0]))  # One program, two hosts.
+    np.testing.assert_allclose(_losses(outputs[0][0]), _losses(single.stdout), rtol=1e-4)
