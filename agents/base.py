@@ -3,7 +3,8 @@
 An agent is a `flax.struct.PyTreeNode` with three fields (rng, network, config) and three verbs:
 `create(seed, example_batch, config)`, `update(batch) -> (agent, info)` and
 `sample_actions(observations, goals, seed, guidance=...)`. A concrete agent writes only `create`, `loss` and
-`sample_actions`; `update` (loss -> grads -> optax) is written here once.
+`sample_actions`; `update` (loss -> grads -> optax) is written here once, and so is the pixel plumbing: `encode`
+(observation features for the heads) and the augmentation inside `update` (agents/pixels.py).
 """
 from typing import Any, Callable, Dict, Tuple
 
@@ -13,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+
+from agents import pixels
 
 Batch = Dict[str, jnp.ndarray]
 Info = Dict[str, jnp.ndarray]
@@ -55,10 +58,19 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 def init_network(seed: int, modules: Dict[str, nn.Module], example_inputs: Dict[str, Tuple],
-                 config: ml_collections.ConfigDict) -> Tuple[jnp.ndarray, TrainState]:
-    """Initialise a ModuleDict of `modules` and its Adam optimiser; returns (agent rng, train state)."""
+                 config: ml_collections.ConfigDict, observations: jnp.ndarray | None = None
+                 ) -> Tuple[jnp.ndarray, TrainState]:
+    """Initialise a ModuleDict of `modules` and its Adam optimiser; returns (agent rng, train state).
+
+    Agents that support pixels pass their raw example `observations`: with `config.encoder` set, an 'encoder'
+    module is added for them, and the heads' example inputs hold `pixels.example_features` instead. Agents that pass
+    none take state observations only, and a config or dataset asking for pixels fails here with a clear error.
+    """
     from networks import ModuleDict  # Local import keeps agents.base importable without networks' deps.
 
+    encoder, example_inputs = pixels.encoder_inputs(config, example_inputs, observations)
+    if encoder is not None:
+        modules = {**modules, 'encoder': encoder}
     rng, init_rng = jax.random.split(jax.random.PRNGKey(seed))
     network = ModuleDict(modules)
     params = network.init(init_rng, **example_inputs)['params']
@@ -85,6 +97,14 @@ class Agent(flax.struct.PyTreeNode):
         unconditional field to guide away from."""
         return self.config.get('p_uncond', 0.0) > 0
 
+    def encode(self, observations: jnp.ndarray, params: Any = None) -> jnp.ndarray:
+        """What the policy heads read: the encoder's features of pixel observations, the observations themselves
+        otherwise (agents/pixels.py). Encode a batch once and reuse it; pass `params=grad_params` in a loss so that
+        the loss trains the encoder."""
+        if self.config.get('encoder') is None:
+            return observations
+        return self.network.select('encoder')(observations, params=params)
+
     def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
         """Total loss of the agent at `grad_params` and a dict of scalar diagnostics."""
         raise NotImplementedError
@@ -97,6 +117,10 @@ class Agent(flax.struct.PyTreeNode):
         """One gradient step on `batch`: the single update step shared by every agent. Pure, so it can be
         jitted, scanned over (training chunks) and vmapped over stacked agents (several seeds)."""
         rng, loss_rng = jax.random.split(self.rng)
+        if self.config.get('p_aug', 0.0) > 0:
+            # Augmentation draws from a key of its own; without it the RNG stream is exactly the state agents'.
+            rng, aug_rng = jax.random.split(rng)
+            batch = pixels.augment(batch, aug_rng, self.config.p_aug, self.config.aug_padding)
         grads, info = jax.grad(self.loss, argnums=1, has_aux=True)(batch, self.network.params, loss_rng)
         info['grad_norm'] = optax.global_norm(grads)
         agent = self.replace(rng=rng, network=self.network.apply_gradients(grads))

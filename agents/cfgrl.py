@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from agents import flow
+from agents import flow, pixels
 from agents.base import Agent, Batch, Info, freeze_config, init_network
 from networks import VelocityField
 
@@ -17,23 +17,26 @@ from networks import VelocityField
 class CFGRLAgent(Agent):
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLAgent':
-        obs, goals, actions = example_batch['observations'], example_batch['goals'], example_batch['actions']
+        goals, actions = example_batch['goals'], example_batch['actions']
+        obs = pixels.example_features(example_batch['observations'], config)
         velocity = VelocityField(tuple(config.actor_hidden_dims), actions.shape[-1], cond_dim=goals.shape[-1],
                                  uncond_embedding=config.p_uncond > 0)
         times = jnp.zeros((actions.shape[0], 1))
-        rng, network = init_network(seed, {'velocity': velocity}, {'velocity': (obs, goals, actions, times)}, config)
+        rng, network = init_network(seed, {'velocity': velocity}, {'velocity': (obs, goals, actions, times)}, config,
+                                    observations=example_batch['observations'])
         return cls(rng=rng, network=network, config=freeze_config(config), action_dim=actions.shape[-1])
 
     def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
-        loss, dropped = flow.dropout_flow_loss(self.network.select('velocity'), batch['observations'],
-                                               batch['goals'], batch['actions'], self.config.p_uncond, rng,
-                                               grad_params)
+        obs = self.encode(batch['observations'], params=grad_params)
+        loss, dropped = flow.dropout_flow_loss(self.network.select('velocity'), obs, batch['goals'],
+                                               batch['actions'], self.config.p_uncond, rng, grad_params)
         return loss, {'actor_loss': loss, 'uncond_fraction': dropped}
 
     @jax.jit
     def sample_actions(self, observations: jnp.ndarray, goals: jnp.ndarray, seed: jnp.ndarray,
                        guidance: jnp.ndarray | float = 1.0) -> jnp.ndarray:
-        """Guided flow samples for a batch; `guidance` is a scalar or a per-row (B,) vector (traced)."""
-        actions = flow.sample_guided(self.network.select('velocity'), observations, goals, guidance, seed,
+        """Guided flow samples for a batch; `guidance` is a scalar or a per-row (B,) vector (traced). Pixel
+        observations are encoded once, before the flow steps."""
+        actions = flow.sample_guided(self.network.select('velocity'), self.encode(observations), goals, guidance, seed,
                                      self.action_dim, self.config.flow_steps, self.guided)
         return jnp.clip(actions, -1.0, 1.0)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from agents import flow
+from agents import flow, pixels
 from agents.base import Agent, Batch, Info, freeze_config, init_network
 from networks import VelocityField
 
@@ -17,12 +17,14 @@ from networks import VelocityField
 class GCFBCAgent(Agent):
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'GCFBCAgent':
-        obs, actions = example_batch['observations'], example_batch['actions']
+        actions = example_batch['actions']
+        obs = pixels.example_features(example_batch['observations'], config)
         goals = example_batch['goals'] if config.use_goals else None
         velocity = VelocityField(tuple(config.actor_hidden_dims), actions.shape[-1],
                                  cond_dim=None if goals is None else goals.shape[-1])
         times = jnp.zeros((actions.shape[0], 1))
-        rng, network = init_network(seed, {'velocity': velocity}, {'velocity': (obs, goals, actions, times)}, config)
+        rng, network = init_network(seed, {'velocity': velocity}, {'velocity': (obs, goals, actions, times)}, config,
+                                    observations=example_batch['observations'])
         return cls(rng=rng, network=network, config=freeze_config(config), action_dim=actions.shape[-1])
 
     def _goals(self, goals: jnp.ndarray | None) -> jnp.ndarray | None:
@@ -31,15 +33,17 @@ class GCFBCAgent(Agent):
     def loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
         actions = batch['actions']
         noise, times, noisy_actions = flow.sample_flow_inputs(rng, actions)
-        velocity = self.network.select('velocity')(batch['observations'], self._goals(batch.get('goals')),
-                                                   noisy_actions, times, params=grad_params)
+        obs = self.encode(batch['observations'], params=grad_params)
+        velocity = self.network.select('velocity')(obs, self._goals(batch.get('goals')), noisy_actions, times,
+                                                   params=grad_params)
         loss = flow.flow_matching_loss(velocity, noise, actions)
         return loss, {'actor_loss': loss}
 
     @jax.jit
     def sample_actions(self, observations: jnp.ndarray, goals: jnp.ndarray | None, seed: jnp.ndarray) -> jnp.ndarray:
-        """Flow samples for a batch (stochastic: random initial noise), clipped to [−1, 1]."""
-        goals = self._goals(goals)
+        """Flow samples for a batch (stochastic: random initial noise), clipped to [−1, 1]. Pixel observations are
+        encoded once, before the flow steps."""
+        goals, observations = self._goals(goals), self.encode(observations)
         net = self.network.select('velocity')
         noise = jax.random.normal(seed, (observations.shape[0], self.action_dim))
         actions = flow.euler_integrate(lambda a, t: net(observations, goals, a, t), noise, self.config.flow_steps)

@@ -22,7 +22,8 @@ NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
 # What a run is: fixed for its lifetime (changing one on --resume is refused unless --force).
 IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
-SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only')
+SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
+                 'num_processes', 'process_id')
 
 Settings = types.SimpleNamespace  # main.py's flag values (config excluded), by flag name.
 
@@ -122,9 +123,18 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
 
 
 def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    """'config.<key>: old -> new' for each key whose value differs (keys missing on one side included)."""
+    """'config.<key>: old -> new' for each key whose value differs. A key the saved config (`old`) lacks but whose
+    new value is the agent's default is no difference: it was added to the code after that run was saved, with the
+    behaviour the run had."""
+    from agents import get_config
+
+    try:
+        defaults = config_to_dict(get_config(new.get('agent_name', old.get('agent_name', ''))))
+    except ValueError:  # An unknown agent: no defaults to compare with.
+        defaults = {}
     return [f'config.{key}: {old.get(key, "<absent>")} -> {new.get(key, "<absent>")}'
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)
+            and not (key not in old and key in defaults and new.get(key) == defaults[key])]
 
 
 def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
@@ -179,6 +189,8 @@ def check_mode(settings: Settings) -> None:
         raise UsageError('--restore_path is only read with --eval_only; use --resume=RUN_DIR to continue a run.')
     if settings.eval_only and settings.resume:
         raise UsageError('--eval_only and --resume exclude each other.')
+    if settings.distributed and settings.eval_only:
+        raise UsageError('--distributed is for training; evaluate a checkpoint with one process.')
 
 
 def validate(settings: Settings) -> None:
