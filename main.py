@@ -18,7 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from agents import AGENTS
-from agents.trainer import ChunkedTrainer
+from agents.trainer import ChunkedTrainer, initialize_distributed
 from datasets.generate import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
 from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
@@ -47,6 +47,8 @@ flags.DEFINE_enum('eval_mode', 'lockstep', EVAL_MODES, 'lockstep: one batched po
                   'sequential: one episode at a time (slow reference).')
 flags.DEFINE_integer('eval_workers', None, 'Processes stepping the lockstep environments (0: this process; '
                      'default: one per CPU core).')
+flags.DEFINE_integer('eval_max_envs', None, 'Lockstep environments at most (default: as many as half the free memory '
+                     'holds); finished episodes hand their environment to the next one.')
 flags.DEFINE_integer('eval_max_steps', None, 'Debugging aid: shorter episode limit than OGBench\'s.')
 flags.DEFINE_integer('video_episodes', 0, 'Record the first N episodes of each task at each weight (GIF).')
 flags.DEFINE_string('save_dir', 'runs', 'Runs go to <save_dir>/<env_name>/<agent>/<time>_s<seed>/.')
@@ -54,6 +56,12 @@ flags.DEFINE_string('resume', None, 'Run directory to continue (its saved flags 
 flags.DEFINE_bool('force', False, 'Resume (or evaluate) despite differing agent/env/seed/config.')
 flags.DEFINE_string('restore_path', None, 'With --eval_only: a run directory or a checkpoint folder.')
 flags.DEFINE_bool('eval_only', False, 'Evaluate the checkpoint at --restore_path without training.')
+flags.DEFINE_bool('distributed', False, 'Multi-host: join a jax.distributed job first (the cluster is detected, e.g. '
+                  'SLURM, or given by the next three flags); training is data parallel over every process\'s devices '
+                  'and process 0 alone writes the run directory and evaluates.')
+flags.DEFINE_string('coordinator_address', None, 'With --distributed: host:port of process 0.')
+flags.DEFINE_integer('num_processes', None, 'With --distributed: how many processes the job has.')
+flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s index (0 writes and evaluates).')
 # The config's defaults depend on --agent, --resume or --restore_path, so they are read from argv first.
 config_flags.DEFINE_config_dict('config', cli.initial_config(sys.argv), 'Agent config (configs/<agent>.py).')
 
@@ -63,6 +71,9 @@ def main(_):
         logging.set_verbosity(logging.WARNING)
     settings, explicit = cli.settings_from_flags(FLAGS)
     config = FLAGS.config
+    if settings.distributed:  # Before JAX touches a device.
+        initialize_distributed(settings.coordinator_address, settings.num_processes, settings.process_id)
+    primary = jax.process_index() == 0  # The process that writes files and evaluates.
     try:
         cli.check_mode(settings)
         if settings.eval_only:
@@ -88,13 +99,15 @@ def main(_):
     if checkpointer.latest_step() is not None:
         agent, sampler_rng, step = checkpointer.restore(agent)
         print(f'Resuming {run.path} from step {step}.')
-    run.record_session(cli.recorded(settings), cli.config_to_dict(config), step, notes)
+    if primary:
+        run.record_session(cli.recorded(settings), cli.config_to_dict(config), step, notes)
 
     schedule = Schedule(settings.train_steps, settings.log_interval, settings.eval_interval, settings.save_interval)
-    evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS))
+    evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS)) if primary else None
     trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh)
     agent, sampler_rng = trainer.replicate(agent), trainer.replicate(sampler_rng)
-    loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config))
+    loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config),
+                     writes=primary)
     try:
         status = loop(agent, sampler_rng, step)
     except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.

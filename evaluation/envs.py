@@ -210,6 +210,52 @@ class SubprocessEnvs:
         self._conns, self._procs = [], []
 
 
+def _rss_bytes() -> Optional[int]:
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def available_memory_bytes() -> Optional[int]:
+    """MemAvailable of /proc/meminfo (None where there is no such file)."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def env_memory_bytes(make_env: Callable[[], object], samples: int = 2) -> Optional[int]:
+    """Memory one environment takes, measured in this process: the resident-size growth while `samples` more are
+    created and reset after a first one (which pays for imports and shared assets). None where unmeasurable."""
+    first = make_env()
+    reset_episode(first, task_id=1, seed=0)
+    before = _rss_bytes()
+    envs = [make_env() for _ in range(samples)]
+    for env in envs:
+        reset_episode(env, task_id=1, seed=0)
+    after = _rss_bytes()
+    for env in [first] + envs:
+        env.close()
+    if before is None or after is None:
+        return None
+    return max(after - before, 0) // samples
+
+
+def max_envs_for_memory(make_env: Callable[[], object], fraction: float = 0.5) -> Optional[int]:
+    """How many environments fit in `fraction` of the available memory (None: no limit known). OGBench's
+    manipulation environments take 25–170 MB each, so one per row of a large evaluation can exhaust a machine."""
+    per_env, available = env_memory_bytes(make_env), available_memory_bytes()
+    if per_env is None or available is None:
+        return None
+    return max(1, int(fraction * available) // max(per_env, 2**20))  # At least 1 MiB each: growth can read 0.
+
+
 def default_workers(num_rows: int) -> int:
     """One worker per core, but no more workers than rows; 0 (this process) when a single core is available."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)

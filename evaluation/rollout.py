@@ -26,7 +26,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from evaluation.envs import (EnvFactory, LocalEnvs, SubprocessEnvs, default_workers, make_env_batch, reset_episode,
+from evaluation.envs import (EnvFactory, LocalEnvs, SubprocessEnvs, default_workers, make_env_batch,
+                            max_envs_for_memory, reset_episode,
                              step_episode)
 from evaluation.results import EvalResult, guidance_key, task_column
 
@@ -91,9 +92,16 @@ def policy_key(*entropy: int) -> np.ndarray:
     return np.random.SeedSequence([int(e) for e in entropy]).generate_state(2).astype(np.uint32)
 
 
+def to_cpu(tree):
+    """`tree` on this process's CPU. Arrays replicated over a multi-process mesh (main.py --distributed) are not
+    fully addressable here: their local copy is taken."""
+    local = lambda x: x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
+    return jax.device_put(jax.tree.map(local, tree), jax.devices('cpu')[0])
+
+
 def cpu_policy(agent) -> PolicyFn:
     """`agent.sample_actions` with the parameters copied to the CPU: rollouts never occupy the accelerator."""
-    agent = jax.device_put(agent, jax.devices('cpu')[0])
+    agent = to_cpu(agent)
     if agent.guided:
         return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key, guidance=w))
     return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key))
@@ -102,7 +110,7 @@ def cpu_policy(agent) -> PolicyFn:
 def stacked_cpu_policy(agents) -> SeedsPolicyFn:
     """The policy of S seeds stacked along a leading axis (`agents.trainer.create_agents`), on the CPU: one call
     samples every seed's rows, (S, B, ...) inputs and (S, 2) keys -> (S, B, A) actions."""
-    agents = jax.device_put(agents, jax.devices('cpu')[0])
+    agents = to_cpu(agents)
     if agents.guided:
         sample = lambda agent, obs, goals, key, w: agent.sample_actions(obs, goals, key, guidance=w)
     else:
@@ -164,59 +172,98 @@ def _progress(plan: EvalPlan, step: int, enabled: bool, num_seeds: int = 1) -> t
 
 def evaluate_lockstep(policy: PolicyFn, envs: EnvBatch, plan: EvalPlan, seed: int, step: int,
                       video_dir: Optional[str] = None, progress: bool = True,
-                      check_stop: Optional[Callable[[], None]] = None) -> EvalResult:
+                      check_stop: Optional[Callable[[], None]] = None, max_envs: Optional[int] = None) -> EvalResult:
     """All rows of `plan` in lockstep, one batched policy call per environment step (see the module docstring).
 
-    `envs` is an env batch (evaluation.envs); it gets one environment per row.
+    `envs` is an env batch (evaluation.envs); it gets one environment per row, or `max_envs` at most.
     """
-    return evaluate_lockstep_seeds(_one_seed(policy), envs, plan, (seed,), step, video_dir, progress, check_stop)[0]
+    return evaluate_lockstep_seeds(_one_seed(policy), envs, plan, (seed,), step, video_dir, progress, check_stop,
+                                   max_envs)[0]
 
 
 def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPlan, seeds: Sequence[int],
                             step: int, video_dir: Optional[str] = None, progress: bool = True,
-                            check_stop: Optional[Callable[[], None]] = None) -> List[EvalResult]:
-    """`plan` for each of S seeds (stacked agents, `stacked_cpu_policy`), all S × rows in lockstep with one policy
-    call per environment step; returns one result per seed.
+                            check_stop: Optional[Callable[[], None]] = None,
+                            max_envs: Optional[int] = None) -> List[EvalResult]:
+    """`plan` for each of S seeds (stacked agents, `stacked_cpu_policy`), all in lockstep with one policy call per
+    environment step; returns one result per seed.
 
-    Seed k's episodes are those a single run with seed `seeds[k]` evaluates (same reset seeds). Each call gives every
-    seed the same number of rows (its live rows padded to the bucket of the seed with the most live rows), so the
-    shapes stay few. Videos record the first seed's episodes only.
+    Environments: each seed has `slots` of them (every row's own, or `max_envs // S` when that is fewer: some
+    environments, e.g. scene's, take 160 MB each). A slot runs the seed's rows in order; when its episode ends it
+    is reset to the seed's next row, so the batch stays full until the rows run out. Seed k's episodes are those a
+    single run with seed `seeds[k]` evaluates (same reset seeds). Every call gives each seed the same number of
+    rows (its live slots padded to the bucket of the seed with the most), so the shapes stay few. Videos record
+    the first seed's episodes only.
     """
     num_seeds, n = len(seeds), plan.num_rows
-    envs.resize(num_seeds * n)
-    layout = [plan.row_tasks_and_seeds(s, step) for s in seeds]  # Row r of seed k is environment k·n + r.
-    obs, goals = envs.reset(np.arange(num_seeds * n), np.concatenate([task for task, _ in layout]),
-                            np.concatenate([reset for _, reset in layout]))
+    slots = n if max_envs is None else max(1, min(n, max_envs // num_seeds))
+    envs.resize(num_seeds * slots)  # Environment k·slots + j is slot j of seed k.
+    layout = [plan.row_tasks_and_seeds(s, step) for s in seeds]  # (task ids, reset seeds) of each seed's rows.
     weights = plan.row_guidance()
-    videos = _Videos(plan)  # Keys are rows of the first seed, which are also its environment indices.
-    videos.add(videos.recorded(np.arange(n)), envs.render(videos.recorded(np.arange(n))))
-    live = np.ones((num_seeds, n), bool)
+    videos = _Videos(plan)
+    slot_row = np.full((num_seeds, slots), -1)  # The row each slot is running (−1: none left).
+    next_row = np.zeros(num_seeds, np.int64)
     success, lengths = np.zeros((num_seeds, n), np.float32), np.zeros((num_seeds, n), np.int64)
+    completed = np.zeros((num_seeds, n), bool)
+    obs = goals = None
+
+    def start_rows(seed_idx: np.ndarray, slot_idx: np.ndarray) -> None:
+        """Resets the given slots to their seeds' next rows (slots of a seed with none left go idle)."""
+        nonlocal obs, goals
+        fresh = []
+        for k, j in zip(seed_idx, slot_idx):
+            slot_row[k, j] = next_row[k] if next_row[k] < n else -1
+            next_row[k] += slot_row[k, j] >= 0
+            if slot_row[k, j] >= 0:
+                fresh.append((k, j))
+        if not fresh:
+            return
+        ks, js = np.array(fresh).T
+        env_idx, rows = ks * slots + js, slot_row[ks, js]
+        tasks = np.array([layout[k][0][r] for k, r in zip(ks, rows)])
+        resets = np.array([layout[k][1][r] for k, r in zip(ks, rows)])
+        new_obs, new_goals = envs.reset(env_idx, tasks, resets)
+        if obs is None:  # The first call starts every slot.
+            obs, goals = new_obs, new_goals
+        else:
+            obs[env_idx], goals[env_idx] = new_obs, new_goals
+        record_frames(env_idx, ks, rows)
+
+    def record_frames(env_idx: np.ndarray, ks: np.ndarray, rows: np.ndarray) -> None:
+        if videos.frames:
+            chosen = (ks == 0) & np.isin(rows, list(videos.frames))
+            if chosen.any():
+                videos.add(rows[chosen], envs.render(env_idx[chosen]))
+
+    grid = np.indices((num_seeds, slots)).reshape(2, -1)
+    start_rows(grid[0], grid[1])
     t = 0
     with _progress(plan, step, progress, num_seeds) as bar:
-        while live.any():
+        while (slot_row >= 0).any():
             if check_stop is not None:
                 check_stop()
-            per_seed = [np.flatnonzero(live[k]) for k in range(num_seeds)]
-            size = bucket_size(max(len(rows) for rows in per_seed), n)
-            # Pad with copies of a live row (row 0 for a seed with none): valid inputs whose actions are discarded.
-            batch = np.stack([np.concatenate([rows, np.full(size - len(rows), rows[-1] if len(rows) else 0)])
-                              for rows in per_seed])
-            env_batch = batch + n * np.arange(num_seeds)[:, None]
+            per_seed = [np.flatnonzero(slot_row[k] >= 0) for k in range(num_seeds)]
+            size = bucket_size(max(len(live) for live in per_seed), slots)
+            # Pad with copies of a live slot (slot 0 for a seed with none): valid inputs whose actions are dropped.
+            batch = np.stack([np.concatenate([live, np.full(size - len(live), live[-1] if len(live) else 0)])
+                              for live in per_seed])
+            env_batch = batch + slots * np.arange(num_seeds)[:, None]
+            row_batch = np.maximum(slot_row[np.arange(num_seeds)[:, None], batch], 0)
             keys = np.stack([policy_key(s, step, t) for s in seeds])
-            actions = policy(obs[env_batch], goals[env_batch], keys, weights[batch])
-            env_rows = np.concatenate([rows + k * n for k, rows in enumerate(per_seed)])
-            actions = np.concatenate([actions[k, :len(rows)] for k, rows in enumerate(per_seed)])
-            obs[env_rows], done, step_success = envs.step(env_rows, actions)
-            success.reshape(-1)[env_rows] = step_success
-            lengths.reshape(-1)[env_rows] += 1
-            recorded = videos.recorded(env_rows[env_rows < n])
-            if recorded.size:
-                videos.add(recorded, envs.render(recorded))
+            actions = policy(obs[env_batch], goals[env_batch], keys, weights[row_batch])
+            env_live = np.concatenate([live + k * slots for k, live in enumerate(per_seed)])
+            actions = np.concatenate([actions[k, :len(live)] for k, live in enumerate(per_seed)])
+            obs[env_live], done, step_success = envs.step(env_live, actions)
+            ks, js = np.divmod(env_live, slots)
+            rows = slot_row[ks, js]
+            success[ks, rows] = step_success
+            lengths[ks, rows] += 1
+            record_frames(env_live, ks, rows)
             if done.any():
-                live.reshape(-1)[env_rows[done]] = False
-                bar.set_postfix(success=f'{success[~live].mean():.2f}', refresh=False)
+                completed[ks[done], rows[done]] = True
+                bar.set_postfix(success=f'{success[completed].mean():.2f}', refresh=False)
                 bar.update(int(done.sum()))
+                start_rows(ks[done], js[done])
             t += 1
     videos.save(video_dir)
     return [_result(plan, step, success[k], lengths[k]) for k in range(num_seeds)]
@@ -260,18 +307,20 @@ class Evaluator:
     see evaluation.envs.default_workers). `video_root`: recorded episodes go to `<video_root>/step_<step>/`.
     `num_seeds > 1`: the agent is S stacked seeds `seed, seed + 1, ...` (main.py --num_seeds) and a call returns one
     result per seed, all seeds rolled out in the same lockstep batch (sequential mode: one seed after the other).
+    `max_envs`: lockstep environments at most (None: as many as half the available memory holds, measured on one
+    environment at the first evaluation; see `evaluate_lockstep_seeds`).
     Call `close()` (or use it as a context manager) to stop the workers.
     """
 
     def __init__(self, plan: EvalPlan, make_env: EnvFactory, seed: int, mode: str = 'lockstep',
                  workers: Optional[int] = None, video_root: Optional[str] = None, progress: bool = True,
-                 num_seeds: int = 1):
+                 num_seeds: int = 1, max_envs: Optional[int] = None):
         if mode not in EVAL_MODES:
             raise ValueError(f'Unknown evaluation mode {mode!r}; valid modes: {", ".join(EVAL_MODES)}.')
         self.plan, self.make_env, self.seed, self.mode = plan, make_env, seed, mode
         self.seeds = tuple(range(seed, seed + num_seeds))
         self.workers = default_workers(num_seeds * plan.num_rows) if workers is None else workers
-        self.video_root, self.progress = video_root, progress
+        self.video_root, self.progress, self.max_envs = video_root, progress, max_envs
         self._envs = None  # Created at the first evaluation, then reused.
 
     def __call__(self, agent, step: int,
@@ -292,7 +341,10 @@ class Evaluator:
                                         **{**kwargs, 'video_dir': video_dir if k == 0 else None})
                     for k, s in enumerate(self.seeds)]
         if self._envs is None:
+            if self.max_envs is None:
+                self.max_envs = max_envs_for_memory(self.make_env)
             self._envs = make_env_batch(self.make_env, self.workers)
+        kwargs['max_envs'] = self.max_envs
         if not stacked:
             return evaluate_lockstep(cpu_policy(agent), self._envs, self.plan, self.seed, step, **kwargs)
         return evaluate_lockstep_seeds(stacked_cpu_policy(agent), self._envs, self.plan, self.seeds, step, **kwargs)

@@ -214,6 +214,8 @@ def validate(settings: Settings) -> None:
                          f'--eval_episodes={settings.eval_episodes}.')
     if settings.eval_workers is not None and settings.eval_workers < 0:
         raise UsageError(f'--eval_workers must be non-negative, got {settings.eval_workers}.')
+    if settings.eval_max_envs is not None and settings.eval_max_envs < 1:
+        raise UsageError(f'--eval_max_envs must be positive, got {settings.eval_max_envs}.')
     if settings.eval_max_steps is not None and settings.eval_max_steps < 1:
         raise UsageError(f'--eval_max_steps must be positive, got {settings.eval_max_steps}.')
     task_ids(settings)

@@ -9,6 +9,7 @@ Stopping: Ctrl-C finishes the current chunk (or environment step of an evaluatio
 with status 130; a second Ctrl-C aborts at once. A non-finite training metric stops the run naming the step; that
 state is not saved, so the last checkpoint stays the last good one.
 """
+import contextlib
 import dataclasses
 import math
 import signal
@@ -93,6 +94,13 @@ class GracefulStop:
             raise StopRequested
 
 
+class _NoWriter:
+    """The summary writer of a process that writes nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+
 @dataclasses.dataclass
 class _State:
     """What a checkpoint saves, as of the last completed chunk."""
@@ -141,18 +149,24 @@ class TrainLoop:
 
     `evaluate` is None when the run evaluates nothing (--eval_episodes=0). `checkpoint_meta` is stored in every
     checkpoint (agent, env_name, seed, config) so that a checkpoint can be re-evaluated on its own.
+    `writes=False` (every process but the first of a multi-process job): train and take part in checkpoint saves,
+    but write no run-directory file, log nothing and show no progress.
     """
 
     def __init__(self, run: RunDir, checkpointer: Checkpointer, trainer: ChunkedTrainer, schedule: Schedule,
-                 evaluate: Optional[EvaluateFn], checkpoint_meta: Dict[str, Any], progress: bool = True):
+                 evaluate: Optional[EvaluateFn], checkpoint_meta: Dict[str, Any], progress: bool = True,
+                 writes: bool = True):
         self.run, self.checkpointer, self.trainer, self.schedule = run, checkpointer, trainer, schedule
-        self.evaluate, self.meta, self.progress = evaluate, checkpoint_meta, progress
+        self.evaluate, self.meta, self.progress, self.writes = evaluate, checkpoint_meta, progress and writes, writes
 
     def __call__(self, agent: Any, sampler_rng: jax.Array, step: int) -> int:
         """Runs to the end (or a stop); returns the process exit status."""
-        self.run.discard_evals_after(step)
+        if self.writes:
+            self.run.discard_evals_after(step)
         state = _State(agent, sampler_rng, step)
-        with GracefulStop() as stop, self.run.summary_writer(purge_step=step) as writer, \
+        writer_context = (self.run.summary_writer(purge_step=step) if self.writes
+                          else contextlib.nullcontext(_NoWriter()))
+        with GracefulStop() as stop, writer_context as writer, \
                 tqdm(total=self.schedule.train_steps, initial=step, unit='step', desc='train', dynamic_ncols=True,
                      disable=not self.progress) as bar:
             try:
@@ -169,7 +183,8 @@ class TrainLoop:
                 kept = f'step {latest} in {self.checkpointer.directory}' if latest is not None else 'none'
                 print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: {kept}.')
                 return EXIT_NON_FINITE
-        self._print_final_table()
+        if self.writes:
+            self._print_final_table()
         return EXIT_OK
 
     def _train(self, state: '_State', stop: GracefulStop, writer, bar) -> None:

@@ -45,8 +45,17 @@ def resolve_settings(settings: cli.Settings, explicit: Set[str],
 
 
 def new_run_dir(settings: cli.Settings) -> RunDir:
-    return RunDir.create(os.path.join(settings.save_dir, settings.env_name, settings.agent),
-                         RunDir.default_name(settings.seed, settings.num_seeds))
+    """A new run directory; in a multi-process job process 0 creates it and every process gets its path."""
+    path = ''
+    if jax.process_index() == 0:
+        path = RunDir.create(os.path.join(settings.save_dir, settings.env_name, settings.agent),
+                             RunDir.default_name(settings.seed, settings.num_seeds)).path
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        encoded = np.frombuffer(path.encode().ljust(4096, b'\0'), np.uint8)
+        path = bytes(np.asarray(multihost_utils.broadcast_one_to_all(encoded))).rstrip(b'\0').decode()
+    return RunDir(path)
 
 
 def seeds(settings: cli.Settings) -> List[int]:
@@ -108,7 +117,7 @@ def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
     plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
                     guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes)
     return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
-                     video_root=video_root, num_seeds=settings.num_seeds)
+                     video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs)
 
 
 def example_batch(env_name: str, config: ml_collections.ConfigDict) -> Dict[str, np.ndarray]:

@@ -61,3 +61,27 @@ def tiny_config(name, **overrides):
     config.lr = 1e-3
     config.update(overrides)
     return config
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now (for a jax.distributed coordinator)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('localhost', 0))
+        return sock.getsockname()[1]
+
+
+def run_processes(commands, timeout, **popen_kwargs):
+    """Starts every command at once (the processes of one distributed job), waits for all of them and returns
+    [(returncode, stdout, stderr)]; none is left running."""
+    import subprocess
+
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kwargs)
+             for c in commands]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]

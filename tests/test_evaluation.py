@@ -93,6 +93,33 @@ def test_stacked_seeds_in_one_lockstep_equal_each_seed_alone():
     assert '± std' in format_table(rows)
 
 
+def test_few_environments_run_the_same_episodes_one_after_another():
+    """max_envs below the number of rows: slots are reset to the next rows as episodes end, results unchanged."""
+    full = evaluate_lockstep(GoToGoal(), counting_envs(), PLAN, seed=3, step=7, progress=False)
+    envs = counting_envs()
+    capped = evaluate_lockstep(GoToGoal(), envs, PLAN, seed=3, step=7, progress=False, max_envs=4)
+    assert len(envs.envs) == 4 < PLAN.num_rows
+    np.testing.assert_array_equal(capped.success, full.success)
+    np.testing.assert_array_equal(capped.lengths, full.lengths)
+    gains, seeds = (1.0, 0.6), (3, 4)
+    envs = counting_envs()
+    together = evaluate_lockstep_seeds(StackedGoToGoal(gains), envs, PLAN, seeds, step=7, progress=False,
+                                       max_envs=6)
+    assert len(envs.envs) == 6  # Three slots per seed.
+    for k, (gain, seed) in enumerate(zip(gains, seeds)):
+        alone = evaluate_lockstep(GoToGoal(gain), counting_envs(), PLAN, seed=seed, step=7, progress=False)
+        np.testing.assert_array_equal(together[k].success, alone.success)
+        np.testing.assert_array_equal(together[k].lengths, alone.lengths)
+
+
+def test_memory_bound_on_environments():
+    from evaluation.envs import env_memory_bytes, max_envs_for_memory
+
+    per_env = env_memory_bytes(EnvFactory(ENV))
+    assert per_env is not None and 0 <= per_env < 2**30
+    assert max_envs_for_memory(lambda: EnvFactory(ENV)(), fraction=1e-12) == 1  # Never fewer than one.
+
+
 def test_finished_episodes_are_not_stepped_and_leave_the_batch():
     envs, policy = counting_envs(), GoToGoal()
     result = evaluate_lockstep(policy, envs, PLAN, seed=0, step=0, progress=False)

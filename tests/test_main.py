@@ -70,8 +70,13 @@ def checkpoint_arrays(run, step):
     import jax
     import orbax.checkpoint as ocp
 
-    manager = ocp.CheckpointManager(str(run / 'checkpoints'))
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+    # Restored onto this process's CPU, whatever devices saved it (a multi-process run saves from two).
+    path = str(run / 'checkpoints' / str(step) / 'state')
+    checkpointer = ocp.StandardCheckpointer()
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices('cpu')[0])
+    tree = checkpointer.metadata(path).item_metadata.tree
+    state = checkpointer.restore(path, jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                                                    tree))
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
 
 
@@ -248,6 +253,26 @@ def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
     assert refused.returncode == 2 and 'one seed of the multi-seed run' in refused.stderr, refused.stderr[-2000:]
 
 
+def test_two_processes_with_distributed_train_one_run_like_one_process(workspace, run_a):
+    """Multi-host data parallelism through main.py, emulated by two CPU processes on this machine."""
+    from tests.conftest import free_port, run_processes
+
+    port = free_port()
+    outputs = run_processes([_command(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "dist"}', '--distributed',
+                                      f'--coordinator_address=localhost:{port}', '--num_processes=2',
+                                      f'--process_id={i}') for i in (0, 1)],
+                            timeout=600, cwd=REPO, env=_env(workspace))
+    for code, _, err in outputs:
+        assert code == 0, err[-3000:]
+    assert 'Run directory' in outputs[0][1] and 'Run directory' not in outputs[1][1]  # Process 0 reports.
+    run = only_run_dir(workspace / 'dist')  # One run directory for the job.
+    assert len((run / 'eval.csv').read_text().splitlines()) == 1 + 3 * (TRAIN_STEPS // 20)
+    assert 'distributed' not in json.loads((run / 'flags.json').read_text())
+    a, b = checkpoint_arrays(run_a, TRAIN_STEPS), checkpoint_arrays(run, TRAIN_STEPS)
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
 @pytest.mark.parametrize('args,expected', [
     (['--agent=nope'], 'valid agents: awr, cfgrl'),
     (['--config.nope=1'], 'valid keys: actor_hidden_dims'),
@@ -289,3 +314,8 @@ def test_config_json_round_trip():
     assert restored.to_dict() == config.to_dict() and isinstance(restored.actor_hidden_dims, tuple)
     assert cli.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
         f'config.lr: {config.lr} -> 1.0']
+    # A run saved before a key existed resumes under the key's default, and only under it.
+    older = {k: v for k, v in cli.config_to_dict(config).items() if k != 'p_aug'}
+    assert cli.config_differences(older, cli.config_to_dict(config)) == []
+    assert cli.config_differences(older, {**cli.config_to_dict(config), 'p_aug': 0.5}) == [
+        'config.p_aug: <absent> -> 0.5']

@@ -103,27 +103,16 @@ def _losses(out: str) -> np.ndarray:
 
 def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     """Multi-host data parallelism, emulated by two CPU processes on this machine (one device each, gloo)."""
-    import socket
+    from tests.conftest import free_port, run_processes, write_synthetic_dataset
 
-    from tests.conftest import write_synthetic_dataset
-
-    with socket.socket() as sock:  # A free port for the coordinator.
-        sock.bind(('localhost', 0))
-        port = sock.getsockname()[1]
     script = MULTI_PROCESS_SCRIPT.format(repo=REPO, path=str(write_synthetic_dataset(str(tmp_path / 'toy.npz'))),
-                                         port=port)
+                                         port=free_port())
     env = dict(os.environ, JAX_PLATFORMS='cpu')
-    procs = [subprocess.Popen([sys.executable, '-c', script, str(i)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in (0, 1)]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    for p, (out, err) in zip(procs, outputs):
-        assert p.returncode == 0 and 'LOSSES' in out, err[-3000:]
+    outputs = run_processes([[sys.executable, '-c', script, str(i)] for i in (0, 1)], timeout=300, env=env)
+    for code, out, err in outputs:
+        assert code == 0 and 'LOSSES' in out, err[-3000:]
     single = subprocess.run([sys.executable, '-c', script, '-1'], env=env, capture_output=True, text=True,
                             timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
-    np.testing.assert_array_equal(_losses(outputs[0][0]), _losses(outputs[1][0]))  # One program, two hosts.
-    np.testing.assert_allclose(_losses(outputs[0][0]), _losses(single.stdout), rtol=1e-4)
+    np.testing.assert_array_equal(_losses(outputs[0][1]), _losses(outputs[1][1]))  # One program, two hosts.
+    np.testing.assert_allclose(_losses(outputs[0][1]), _losses(single.stdout), rtol=1e-4)
