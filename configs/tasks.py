@@ -58,11 +58,12 @@ HIERARCHICAL_VARIANTS = {
 
 
 # Reduced scale for the 2-core CPU machines (RESULTS.md): the datasets that regenerate offline, 3 × 256 networks,
-# batch 256, evaluation at the last step only. The value-based agents train three networks (actor, V, twin Q) per
-# step, so they get half the steps to fit the same wall time.
+# batch 256, evaluation at the last step only, the 3 seeds of a cell stacked in one process (--num_seeds). The
+# value-based agents train five networks per step (actor, V, twin Q; ~5× a CFGRL step on a CPU), so they get a
+# quarter of the steps to fit the same wall time.
 REDUCED_SEEDS = 3
 REDUCED = dict(train_steps=100_000, batch_size=256, eval_interval=100_000, eval_episodes=10)
-REDUCED_VALUE = dict(train_steps=50_000, batch_size=256, eval_interval=50_000, eval_episodes=20)
+REDUCED_VALUE = dict(train_steps=25_000, batch_size=256, eval_interval=25_000, eval_episodes=20)
 REDUCED_NET = {'actor_hidden_dims': (256, 256, 256)}
 REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256, 256), 'value_hidden_dims': (256, 256, 256)}
 REDUCED_GC = ('pointmaze-large-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1 (flow GCBC).

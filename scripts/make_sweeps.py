@@ -13,11 +13,14 @@ from configs import tasks
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def command(agent: str, env: str, seed: int, overrides: Dict, guidance=tasks.GUIDANCE, scale=tasks.STATE) -> str:
+def command(agent: str, env: str, seed: int, overrides: Dict, guidance=tasks.GUIDANCE, scale=tasks.STATE,
+            num_seeds: int = 1) -> str:
     parts = ['python main.py', f'--agent={agent}', f'--env_name={env}', f'--seed={seed}',
              f'--train_steps={scale["train_steps"]}', f'--eval_interval={scale["eval_interval"]}',
              f'--save_interval={scale["eval_interval"]}', f'--eval_episodes={scale["eval_episodes"]}',
              f'--config.batch_size={scale["batch_size"]}']
+    if num_seeds > 1:
+        parts.append(f'--num_seeds={num_seeds}')
     if guidance:
         parts.append('--eval_guidance=' + ','.join(f'{w:g}' for w in guidance))
     parts += [f'--config.{k}={flag_value(v)}' for k, v in overrides.items()]
@@ -87,22 +90,22 @@ def w_ablation() -> List[str]:
 
 
 def reduced() -> List[str]:
-    """RESULTS.md's reduced-scale runs, ordered seed by seed so that a partial sweep covers every cell."""
+    """RESULTS.md's reduced-scale runs: one process per cell, its seeds stacked (--num_seeds)."""
     lines = header('Reduced scale for 2 CPU cores (RESULTS.md): CFGRL w > 1 vs w = 1 on oraclerep tasks, and '
                    'CFGRL (IQL) vs AWR on single-task pointmaze.',
                    ['Scale: configs/tasks.py REDUCED (goal-conditioned) and REDUCED_VALUE (value-based).',
-                    'As RESULTS.md ran it: scripts/launch_local.sh scripts/reduced.sh --save_dir=runs/reduced',
+                    'Run: scripts/launch_local.sh scripts/reduced.sh --save_dir=runs/reduced',
                     'then: python -m scripts.aggregate runs/reduced --out=results/reduced.md'])
-    for seed in range(tasks.REDUCED_SEEDS):
-        for task in tasks.REDUCED_GC:
-            lines.append(command('cfgrl', tasks.dataset_name(task, 'oraclerep'), seed, tasks.REDUCED_NET,
-                                 guidance=tasks.REDUCED_GUIDANCE, scale=tasks.REDUCED))
-        for task in tasks.REDUCED_SINGLETASK:
-            env = tasks.dataset_name(task, 'singletask')
-            lines.append(command('cfgrl_iql', env, seed, tasks.REDUCED_VALUE_NET, guidance=tasks.TABLE2_GUIDANCE,
-                                 scale=tasks.REDUCED_VALUE))
-            lines.append(command('awr', env, seed, tasks.REDUCED_VALUE_NET, guidance=None,
-                                 scale=tasks.REDUCED_VALUE))
+    n = tasks.REDUCED_SEEDS
+    for task in tasks.REDUCED_GC:
+        lines.append(command('cfgrl', tasks.dataset_name(task, 'oraclerep'), 0, tasks.REDUCED_NET,
+                             guidance=tasks.REDUCED_GUIDANCE, scale=tasks.REDUCED, num_seeds=n))
+    for task in tasks.REDUCED_SINGLETASK:
+        env = tasks.dataset_name(task, 'singletask')
+        lines.append(command('cfgrl_iql', env, 0, tasks.REDUCED_VALUE_NET, guidance=tasks.TABLE2_GUIDANCE,
+                             scale=tasks.REDUCED_VALUE, num_seeds=n))
+        lines.append(command('awr', env, 0, tasks.REDUCED_VALUE_NET, guidance=None, scale=tasks.REDUCED_VALUE,
+                             num_seeds=n))
     return lines
 
 
