@@ -3,6 +3,8 @@ the paper's numbers; and a success-vs-w figure per task.
 
     python -m scripts.aggregate runs/ [--fixed_w=3] [--out=results/table.md] [--figures=results/figures]
 
+It prints the table, then (for guided variants) success at every evaluated w.
+
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
 by (env_name, variant), where the variant names the baseline a config realises (flow BC is gcfbc without goals,
 flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged.
@@ -117,6 +119,21 @@ def table(cells: Mapping[Tuple[str, str], Cell], fixed_w: Optional[str] = '3') -
     return '\n'.join(lines)
 
 
+def w_table(cells: Mapping[Tuple[str, str], Cell]) -> str:
+    """A markdown table of success (%, mean ± std over seeds) at every evaluated weight: one row per guided
+    (env, variant), one column per w (w = 1 is the variant's own GCBC)."""
+    guided = {key: cell for key, cell in cells.items() if any(w not in UNGUIDED_KEYS for w in cell.weights())}
+    if not guided:
+        return ''
+    ws = sorted({w for cell in guided.values() for w in cell.weights()}, key=float)
+    lines = ['| env | variant | seeds | ' + ' | '.join(f'w = {w}' for w in ws) + ' |',
+             '|---|---|---|' + '---|' * len(ws)]
+    for (env, variant), cell in sorted(guided.items()):
+        values = [_fmt(*cell.stats(w)) if w in cell.weights() else '–' for w in ws]
+        lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')
+    return '\n'.join(lines)
+
+
 def plot_success_vs_w(cells: Mapping[Tuple[str, str], Cell], folder: str) -> List[str]:
     """One PNG per env: mean ± std success against w for guided variants, unguided ones as horizontal lines."""
     import matplotlib
@@ -165,6 +182,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f'No run directories (summary.json + config.json) under {args.roots}.')
     cells = collect(folders)
     text = table(cells, args.fixed_w)
+    per_w = w_table(cells)
+    if per_w:
+        text += '\n\nSuccess (%) at each guidance weight, mean ± std over seeds:\n\n' + per_w
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -1,7 +1,7 @@
 """The aggregation turns fixture run directories into the expected table."""
 import json
 
-from scripts.aggregate import collect, find_runs, main, table, variant_label
+from scripts.aggregate import collect, find_runs, main, table, variant_label, w_table
 
 
 def _run(root, name, env, agent, config, guidance, step=1000):
@@ -29,8 +29,13 @@ def test_table_from_fixture_runs(tmp_path, capsys):
     assert row == f'| {env} | cfgrl | 2 | 1000 | 1.5 | 80 ± 10 | 60 ± 10 | 77 |'
     gcfbc = next(line for line in text.splitlines() if '| gcfbc |' in line)
     assert gcfbc == f'| {env} | gcfbc | 1 | 1000 | none | 40 ± 0 | – | 74 |'
+    per_w = w_table(cells)
+    assert per_w.splitlines()[0] == '| env | variant | seeds | w = 1 | w = 1.5 | w = 3 |'
+    assert per_w.splitlines()[2] == f'| {env} | cfgrl | 2 | 40 ± 10 | 80 ± 10 | 60 ± 10 |'
+    assert len(per_w.splitlines()) == 3  # Unguided variants have no weights.
     main([str(tmp_path), '--out', str(tmp_path / 'out/table.md'), '--figures', str(tmp_path / 'fig')])
-    assert (tmp_path / 'out/table.md').read_text().strip() == text
+    assert (tmp_path / 'out/table.md').read_text().strip().startswith(text)
+    assert per_w in (tmp_path / 'out/table.md').read_text()
     assert (tmp_path / 'fig' / f'{env}.png').stat().st_size > 1000
 
 
