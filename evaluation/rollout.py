@@ -26,6 +26,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from agents.trainer import unstack
 from evaluation.envs import (EnvFactory, LocalEnvs, SubprocessEnvs, default_workers, make_env_batch,
                             max_envs_for_memory, reset_episode,
                              step_episode)
@@ -139,10 +140,6 @@ class _Videos:
         self.plan = plan
         self.frames: Dict[int, List[np.ndarray]] = {
             r: [] for r in range(plan.num_rows) if plan.row(r)[2] < plan.video_episodes}
-
-    def recorded(self, rows: np.ndarray) -> np.ndarray:
-        """The recorded rows among `rows`."""
-        return np.array([r for r in rows if r in self.frames] if self.frames else [], np.int64)
 
     def add(self, rows: np.ndarray, frames: List[np.ndarray]) -> None:
         for r, frame in zip(rows, frames):
@@ -337,7 +334,7 @@ class Evaluator:
             env = self._envs.envs[0]
             if not stacked:
                 return evaluate_sequential(cpu_policy(agent), env, self.plan, self.seed, step, **kwargs)
-            return [evaluate_sequential(cpu_policy(jax.tree.map(lambda x: x[k], agent)), env, self.plan, s, step,
+            return [evaluate_sequential(cpu_policy(unstack(agent, k)), env, self.plan, s, step,
                                         **{**kwargs, 'video_dir': video_dir if k == 0 else None})
                     for k, s in enumerate(self.seeds)]
         if self._envs is None:
