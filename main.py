@@ -105,7 +105,7 @@ def main(_):
     schedule = Schedule(settings.train_steps, settings.log_interval, settings.eval_interval, settings.save_interval)
     evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS)) if primary else None
     trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh)
-    agent, sampler_rng = trainer.replicate(agent), trainer.replicate(sampler_rng)
+    agent, sampler_rng = trainer.place(agent), trainer.place(sampler_rng)
     loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config),
                      writes=primary)
     try:

@@ -4,9 +4,11 @@ Nothing crosses the host boundary between the K updates; the agent's buffers are
 parameters are updated in place. The chunk is a pure function of (agent, data, rng), which gives two scalings
 for free:
 - several seeds in one process: `jax.vmap` over stacked agents and sampler keys (`num_seeds`), the dataset shared;
-- several devices: a mesh over the batch axis (`mesh`): the dataset and parameters are replicated, each device
-  gathers and processes its slice of the batch, and XLA inserts the gradient all-reduce (data parallel); across
-  hosts the same, once every process has called `initialize_distributed`.
+- several devices, one seed: a mesh over the batch axis (`mesh`): the dataset and parameters are replicated, each
+  device gathers and processes its slice of the batch, and XLA inserts the gradient all-reduce (data parallel);
+  across hosts the same, once every process has called `initialize_distributed`;
+- several devices, several seeds: the stacked seeds are split over the mesh (seed parallel), each device trains
+  its own seeds on the replicated dataset, and no device ever talks to another.
 """
 from typing import Callable, Dict, Sequence, Tuple
 
@@ -21,6 +23,7 @@ from datasets.sampler import GoalSamplingConfig, sample_goal_batch
 
 ChunkFn = Callable[[Agent, Dict[str, jnp.ndarray], jnp.ndarray], Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]]
 BATCH_AXIS = 'batch'
+SEED_AXIS = 'seeds'
 
 
 def make_chunk_fn(sampling: GoalSamplingConfig, num_updates: int,
@@ -49,6 +52,11 @@ def make_chunk_fn(sampling: GoalSamplingConfig, num_updates: int,
 def data_parallel_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh over `devices` (default: every device of every process) whose axis shards the batch."""
     return Mesh(np.asarray(jax.devices() if devices is None else devices), (BATCH_AXIS,))
+
+
+def seed_parallel_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh over `devices` (default: this process's devices) whose axis splits the stacked seeds."""
+    return Mesh(np.asarray(jax.local_devices() if devices is None else devices), (SEED_AXIS,))
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -82,8 +90,10 @@ class ChunkedTrainer:
     regular one, plus at most one shorter final chunk).
 
     `num_seeds > 1`: the agent and the rng carry a leading seed axis (`create_agents`, stacked keys) and every
-    seed trains in the same dispatch. `mesh`: data-parallel training over the mesh's devices; the batch size must
-    be divisible by the number of devices.
+    seed trains in the same dispatch.
+    `mesh` (a 1-D mesh): with one seed, data-parallel training over its devices (the batch size must be divisible
+    by their number); with several, the seeds are split over its devices (their number must divide num_seeds).
+    Put the agent and the rng where training expects them with `place`.
     """
 
     def __init__(self, sampling: GoalSamplingConfig, data: Dict[str, jnp.ndarray], chunk_size: int,
@@ -93,27 +103,42 @@ class ChunkedTrainer:
         if num_seeds < 1:
             raise ValueError(f'num_seeds must be positive, got {num_seeds}.')
         self.sampling, self.chunk_size, self.num_seeds, self.mesh = sampling, chunk_size, num_seeds, mesh
-        self._batch_sharding = None
+        self._batch_sharding = self._placement = None  # Layout of each sampled batch; of the agent and rng.
         if mesh is not None:
-            if sampling.batch_size % mesh.size:
-                raise ValueError(f'batch_size {sampling.batch_size} is not divisible by the {mesh.size} devices.')
-            self._batch_sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
-            data = self.replicate(data)
+            if len(mesh.axis_names) != 1:
+                raise ValueError(f'Training takes a 1-D mesh, got axes {mesh.axis_names}.')
+            split = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))  # Leading axis over the devices.
+            if num_seeds > 1:
+                if num_seeds % mesh.size:
+                    raise ValueError(f'num_seeds {num_seeds} is not divisible by the {mesh.size} devices.')
+                self._placement = split
+            else:
+                if sampling.batch_size % mesh.size:
+                    raise ValueError(f'batch_size {sampling.batch_size} is not divisible by the {mesh.size} devices.')
+                self._batch_sharding, self._placement = split, NamedSharding(mesh, PartitionSpec())
+            data = jax.device_put(data, NamedSharding(mesh, PartitionSpec()))  # Every device holds the dataset.
         self.data = data
         self._compiled: Dict[int, Callable] = {}
 
-    def replicate(self, tree):
-        """Places `tree` on every device of the mesh (a no-op without one); use it for the agent and rng."""
+    def place(self, tree):
+        """Lays the agent or the rng out on the mesh (a no-op without one): replicated for data parallelism, the
+        leading seed axis split over the devices for seed parallelism."""
         if self.mesh is None:
             return tree
-        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+        return jax.device_put(tree, self._placement)
 
     def _chunk(self, num_updates: int) -> Callable:
         if num_updates not in self._compiled:
             fn = make_chunk_fn(self.sampling, num_updates, self._batch_sharding)
             if self.num_seeds > 1:
                 fn = jax.vmap(fn, in_axes=(0, None, 0))
-            self._compiled[num_updates] = jax.jit(fn, donate_argnums=(0,))
+            if self.mesh is None:
+                self._compiled[num_updates] = jax.jit(fn, donate_argnums=(0,))
+            else:  # Pinned layouts: the agent comes back laid out as it went in, so its buffers can be donated.
+                data = NamedSharding(self.mesh, PartitionSpec())
+                self._compiled[num_updates] = jax.jit(
+                    fn, donate_argnums=(0,), in_shardings=(self._placement, data, self._placement),
+                    out_shardings=(self._placement, self._placement, self._placement))
         return self._compiled[num_updates]
 
     def run(self, agent: Agent, rng: jnp.ndarray, num_updates: int) -> Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]:

@@ -1,4 +1,5 @@
 """The pieces main.py wires together: which run directory, which settings, the evaluator, and --eval_only."""
+import math
 import os
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -10,7 +11,7 @@ from absl import logging
 from jax.sharding import Mesh
 
 from agents import get_agent_class
-from agents.trainer import create_agents, data_parallel_mesh
+from agents.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
 from evaluation.results import format_table, seeds_csv_rows
@@ -79,15 +80,28 @@ def initial_sampler_rng(seed: int, num_seeds: int = 1) -> jax.Array:
 
 
 def training_mesh(settings: cli.Settings, config: ml_collections.ConfigDict) -> Optional[Mesh]:
-    """Data parallelism over every device when there are several (the batch sharded, parameters replicated);
-    None on one device. Stacked seeds stay on one device: they already fill it."""
+    """The devices training spreads over; None on one device.
+    - One seed: data parallelism over every device (the batch sharded, parameters replicated), across hosts too.
+    - Several seeds: seed parallelism over this process's devices, as many as divide --num_seeds (each device
+      trains whole seeds). Not across hosts: process 0 evaluates and would need every seed's parameters."""
     devices = jax.devices()
     if len(devices) == 1:
         return None
     if settings.num_seeds > 1:
-        logging.warning('%d devices, but --num_seeds=%d trains on one of them (no data parallelism with '
-                        'stacked seeds).', len(devices), settings.num_seeds)
-        return None
+        if jax.process_count() > 1:
+            logging.warning('--num_seeds=%d with %d processes: every process trains all seeds on one device (seed '
+                            'parallelism stays within a host).', settings.num_seeds, jax.process_count())
+            return None
+        count = math.gcd(settings.num_seeds, len(devices))
+        if count == 1:
+            logging.warning('%d devices do not divide --num_seeds=%d: training on one device.', len(devices),
+                            settings.num_seeds)
+            return None
+        if count < len(devices):
+            logging.warning('--num_seeds=%d uses %d of the %d devices (as many as divide it).', settings.num_seeds,
+                            count, len(devices))
+        logging.warning('Seed-parallel training: %d seeds over %d devices.', settings.num_seeds, count)
+        return seed_parallel_mesh(devices[:count])
     if config.batch_size % len(devices):
         raise cli.UsageError(f'config.batch_size={config.batch_size} must be divisible by the {len(devices)} '
                              'devices for data-parallel training.')
