@@ -121,6 +121,18 @@ class EpisodeBuffer:
         return {k: np.asarray(v, dtype=DTYPES[k]) for k, v in self._rows.items()}
 
 
+def step_and_record(env, ob: np.ndarray, action: np.ndarray,
+                    buffer: EpisodeBuffer | None) -> Tuple[np.ndarray, bool, float, dict]:
+    """One environment step with the action clipped to [-1, 1], recorded in `buffer` (if any) as OGBench stores
+    it; returns (next observation, episode over, info['success'] as a float, info)."""
+    action = np.clip(action, -1.0, 1.0)
+    next_ob, _, terminated, truncated, info = env.step(action)
+    done = terminated or truncated
+    if buffer is not None:
+        buffer.add(ob, action, done, info)
+    return next_ob, done, float(info['success']), info
+
+
 def run_maze_episode(env, oracle: MazeOracle, ob: np.ndarray, rng: np.random.Generator, noise: float,
                      regoal: Callable[[], None] | None = None, buffer: EpisodeBuffer | None = None) -> float:
     """Steps the maze oracle (plus N(0, noise²), clipped) from a reset env until the episode ends.
@@ -134,12 +146,7 @@ def run_maze_episode(env, oracle: MazeOracle, ob: np.ndarray, rng: np.random.Gen
         action = oracle.action(np.asarray(maze.cur_goal_xy))
         if noise > 0:
             action = action + rng.normal(0.0, noise, size=action.shape)
-        action = np.clip(action, -1.0, 1.0)
-        next_ob, _, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-        success = float(info['success'])
-        if buffer is not None:
-            buffer.add(ob, action, done, info)
+        next_ob, done, success, _ = step_and_record(env, ob, action, buffer)
         if success and regoal is not None:
             regoal()
         ob = next_ob
@@ -170,12 +177,7 @@ def run_manipulation_episode(env, oracles: Dict[str, object], ob: np.ndarray, in
             action = np.asarray(oracle.select_action(ob, info), dtype=np.float64)
             if action_std is not None:
                 action = action + rng.normal(0.0, action_std)
-        action = np.clip(action, -1.0, 1.0)
-        next_ob, _, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-        success = float(info['success'])
-        if buffer is not None:
-            buffer.add(ob, action, done, info)
+        next_ob, done, success, info = step_and_record(env, ob, action, buffer)
         ob, info = next_ob, augment(info)
         if oracle.done and not done:
             target = next_target()

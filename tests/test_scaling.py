@@ -39,82 +39,60 @@ def test_seed_k_of_a_vmapped_run_equals_a_single_run_with_seed_k(tiny_dataset):
     assert not np.allclose(infos['actor_loss'][0], infos['actor_loss'][1])
 
 
-DATA_PARALLEL_SCRIPT = textwrap.dedent('''
-    import os, sys
-    sys.path.insert(0, {repo!r})
-    import jax, numpy as np, ogbench
-    from agents import get_agent_class
-    from agents.trainer import ChunkedTrainer, data_parallel_mesh
-    from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
-    from tests.conftest import tiny_config, write_synthetic_dataset
-    assert jax.device_count() == 2, jax.devices()
-    dataset = ogbench.load_dataset(str(write_synthetic_dataset({path!r})), compact_dataset=True)
-    config = tiny_config('gcbc')
-    sampling = GoalSamplingConfig.from_config(config)
-    data = device_dataset(dataset)
-    example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(0), sampling))
-    losses = []
-    for mesh in (None, data_parallel_mesh()):
-        trainer = ChunkedTrainer(sampling, data, chunk_size=15, mesh=mesh)
-        agent = trainer.place(get_agent_class('gcbc').create(0, example, config))
-        agent, _, infos = trainer.run(agent, trainer.place(jax.random.PRNGKey(1)), 30)
-        losses.append(np.asarray(infos['actor_loss']))
-    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
-    print('DATA_PARALLEL_OK', losses[1][-1])
-''')
-
-
-def test_data_parallel_over_two_devices_matches_one_device(tmp_path):
-    script = DATA_PARALLEL_SCRIPT.format(repo=REPO, path=str(tmp_path / 'toy.npz'))
-    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
-    out = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and 'DATA_PARALLEL_OK' in out.stdout, out.stderr[-3000:]
-
-
-SEED_PARALLEL_SCRIPT = textwrap.dedent('''
+TWO_DEVICES_SCRIPT = textwrap.dedent('''
     import sys, types
     sys.path.insert(0, {repo!r})
     import jax, numpy as np, ogbench
     from jax.sharding import PartitionSpec
     from agents import get_agent_class
-    from agents.trainer import ChunkedTrainer, create_agents
+    from agents.trainer import ChunkedTrainer, create_agents, data_parallel_mesh
     from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
     from experiment.session import training_mesh
     from tests.conftest import tiny_config, write_synthetic_dataset
     assert jax.device_count() == 2, jax.devices()
     dataset = ogbench.load_dataset(str(write_synthetic_dataset({path!r})), compact_dataset=True)
-    config = tiny_config('cfgrl')
-    sampling = GoalSamplingConfig.from_config(config)
     data = device_dataset(dataset)
-    example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(0), sampling))
-    # main.py's choice: 2 seeds split over the 2 devices; 3 seeds, which 2 devices cannot split, on one device.
+
+    def train(agent_name, mesh, num_seeds):
+        config = tiny_config(agent_name)
+        sampling = GoalSamplingConfig.from_config(config)
+        example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(0), sampling))
+        trainer = ChunkedTrainer(sampling, data, chunk_size=15, num_seeds=num_seeds, mesh=mesh)
+        if num_seeds == 1:
+            agent, rng = get_agent_class(agent_name).create(0, example, config), jax.random.PRNGKey(1)
+        else:
+            agent = create_agents(get_agent_class(agent_name), list(range(num_seeds)), example, config)
+            rng = jax.vmap(jax.random.PRNGKey)(np.arange(num_seeds) + 10)
+        agent, _, infos = trainer.run(trainer.place(agent), trainer.place(rng), 30)
+        return agent, np.asarray(infos['actor_loss'])
+
+    # Data parallel (one seed): the batch split over the devices, the same losses as one device.
+    (_, one), (_, two) = train('gcbc', None, 1), train('gcbc', data_parallel_mesh(), 1)
+    np.testing.assert_allclose(one, two, rtol=1e-4)
+
+    # Seed parallel: main.py splits 2 seeds over the 2 devices, and keeps 3 (which 2 cannot split) on one.
+    config = tiny_config('cfgrl')
     mesh = training_mesh(types.SimpleNamespace(num_seeds=2), config)
     assert mesh is not None and mesh.size == 2 and mesh.axis_names == ('seeds',), mesh
     assert training_mesh(types.SimpleNamespace(num_seeds=3), config) is None
-    results = []
-    for mesh in (None, mesh):
-        trainer = ChunkedTrainer(sampling, data, chunk_size=15, num_seeds=2, mesh=mesh)
-        agent = trainer.place(create_agents(get_agent_class('cfgrl'), [0, 1], example, config))
-        keys = trainer.place(jax.vmap(jax.random.PRNGKey)(np.array([10, 11])))
-        agent, keys, infos = trainer.run(agent, keys, 30)
-        results.append((agent, infos))
-    (single, single_infos), (split, split_infos) = results
+    (single, single_losses), (split, split_losses) = train('cfgrl', None, 2), train('cfgrl', mesh, 2)
     for leaf in jax.tree.leaves(split.network.params):  # Each device holds one seed's parameters.
         assert leaf.sharding.spec == PartitionSpec('seeds'), leaf.sharding
         assert [s.data.shape[0] for s in leaf.addressable_shards] == [1, 1]
-    np.testing.assert_allclose(split_infos['actor_loss'], single_infos['actor_loss'], rtol=1e-5)
+    np.testing.assert_allclose(split_losses, single_losses, rtol=1e-5)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
                  jax.device_get(split.network.params), jax.device_get(single.network.params))
-    print('SEED_PARALLEL_OK')
+    print('TWO_DEVICES_OK')
 ''')
 
 
-def test_seeds_split_over_two_devices_match_one_device(tmp_path):
-    """Seed parallelism: --num_seeds=2 on two devices trains each seed on its own device, as on one device."""
-    script = SEED_PARALLEL_SCRIPT.format(repo=REPO, path=str(tmp_path / 'toy.npz'))
+def test_data_and_seed_parallelism_over_two_devices_match_one_device(tmp_path):
+    """Two forced host devices: data parallelism (one seed) and seed parallelism (--num_seeds=2, one seed per
+    device) train as on one device."""
+    script = TWO_DEVICES_SCRIPT.format(repo=REPO, path=str(tmp_path / 'toy.npz'))
     env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
     out = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and 'SEED_PARALLEL_OK' in out.stdout, out.stderr[-3000:]
+    assert out.returncode == 0 and 'TWO_DEVICES_OK' in out.stdout, out.stderr[-3000:]
 
 
 MULTI_PROCESS_SCRIPT = textwrap.dedent('''
