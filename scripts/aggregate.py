@@ -1,9 +1,11 @@
 """Aggregate run directories into the paper's tables: mean ± std over seeds, best-w and fixed-w columns, beside
 the paper's numbers; and a success-vs-w figure per task.
 
-    python -m scripts.aggregate runs/ [--fixed_w=3] [--out=results/table.md] [--figures=results/figures]
+    python -m scripts.aggregate runs/ [--fixed_w=3] [--out=results/table.md] [--figures=results/figures] [--step=N]
 
-It prints the table, then (for guided variants) success at every evaluated w.
+It prints the table, then (for guided variants) success at every evaluated w. Each run counts with its last
+evaluation (summary.json), or with its evaluation at step N (eval.csv) under --step; runs never evaluated at N
+are left out, and said so.
 
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
 by (env_name, variant), where the variant names the baseline a config realises (flow BC is gcfbc without goals,
@@ -11,8 +13,10 @@ flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group ar
 """
 import argparse
 import collections
+import csv
 import json
 import os
+import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -50,15 +54,26 @@ def _is_seed_mean(folder: str) -> bool:
         return len(json.load(f).get('seeds', ())) > 1
 
 
-def load_run(folder: str) -> Tuple[str, str, Dict[str, float], Dict[str, Dict[str, float]], int]:
-    """(env_name, variant, overall success per w, per-task success per w, step) of one run directory."""
+def load_run(folder: str, step: Optional[int] = None
+             ) -> Optional[Tuple[str, str, Dict[str, float], Dict[str, Dict[str, float]], int]]:
+    """(env_name, variant, overall success per w, per-task success per w, step) of one run directory, at its last
+    evaluation or at `step` (None if the run has no evaluation at `step`)."""
     with open(os.path.join(folder, 'summary.json')) as f:
         summary = json.load(f)
     with open(os.path.join(folder, 'config.json')) as f:
         config = json.load(f)
-    overall = {w: float(r['overall_success']) for w, r in summary['guidance'].items()}
-    tasks = {w: {t: float(s) for t, s in r['task_success'].items()} for w, r in summary['guidance'].items()}
-    return summary['env_name'], variant_label(summary['agent'], config), overall, tasks, int(summary['step'])
+    variant = variant_label(summary['agent'], config)
+    if step is None:
+        overall = {w: float(r['overall_success']) for w, r in summary['guidance'].items()}
+        tasks = {w: {t: float(s) for t, s in r['task_success'].items()} for w, r in summary['guidance'].items()}
+        return summary['env_name'], variant, overall, tasks, int(summary['step'])
+    with open(os.path.join(folder, 'eval.csv')) as f:
+        rows = [r for r in csv.DictReader(f) if int(r['step']) == step]
+    if not rows:
+        return None
+    overall = {r['guidance']: float(r['overall_success']) for r in rows}
+    tasks = {r['guidance']: {k: float(v) for k, v in r.items() if k.startswith('task')} for r in rows}
+    return summary['env_name'], variant, overall, tasks, step
 
 
 class Cell:
@@ -83,14 +98,18 @@ class Cell:
         return (w, *self.stats(w))
 
 
-def collect(folders: Iterable[str]) -> Dict[Tuple[str, str], Cell]:
+def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[str, str], Cell]:
     cells: Dict[Tuple[str, str], Cell] = collections.defaultdict(Cell)
     for folder in folders:
-        env, variant, overall, tasks, step = load_run(folder)
+        run = load_run(folder, step)
+        if run is None:
+            print(f'left out (no evaluation at step {step}): {folder}', file=sys.stderr)
+            continue
+        env, variant, overall, tasks, step_done = run
         cell = cells[(env, variant)]
         cell.per_seed.append(overall)
         cell.tasks.append(tasks)
-        cell.steps.append(step)
+        cell.steps.append(step_done)
     return dict(cells)
 
 
@@ -176,11 +195,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--fixed_w', default='3', help='Guidance weight of the fixed-w column (paper: 3).')
     parser.add_argument('--out', default=None, help='Also write the table to this markdown file.')
     parser.add_argument('--figures', default=None, help='Folder for the success-vs-w figures.')
+    parser.add_argument('--step', type=int, default=None,
+                        help='Take every run\'s evaluation at this training step (default: its last one).')
     args = parser.parse_args(argv)
     folders = find_runs(args.roots)
     if not folders:
         raise SystemExit(f'No run directories (summary.json + config.json) under {args.roots}.')
-    cells = collect(folders)
+    cells = collect(folders, args.step)
+    if not cells:
+        raise SystemExit(f'No run under {args.roots} was evaluated at step {args.step}.')
     text = table(cells, args.fixed_w)
     per_w = w_table(cells)
     if per_w:

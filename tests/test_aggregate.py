@@ -44,3 +44,20 @@ def test_variant_labels():
     assert variant_label('gcbc', {'use_goals': False}) == 'bc'
     assert variant_label('awr', {'alpha': 3.0}) == 'awr(alpha=3)'
     assert variant_label('cfgrl', {'p_uncond': 0.1}) == 'cfgrl'
+
+
+def test_step_takes_each_runs_evaluation_at_that_step(tmp_path, capsys):
+    env = 'cube-single-play-oraclerep-v0'
+    for name, curve in (('s0', {500: (0.1, 0.3), 1000: (0.2, 0.6)}), ('s1', {500: (0.1, 0.5), 1000: (0.4, 0.8)})):
+        _run(tmp_path, name, env, 'cfgrl', {'p_uncond': 0.1}, {'1': curve[1000][0], '3': curve[1000][1]})
+        lines = ['step,guidance,overall_success,task1,task2']
+        lines += [f'{step},{w},{s},{s},{s}' for step, (s1, s3) in curve.items() for w, s in (('1', s1), ('3', s3))]
+        (tmp_path / name / 'eval.csv').write_text('\n'.join(lines) + '\n')
+    _run(tmp_path, 'late', env, 'cfgrl', {'p_uncond': 0.1}, {'1': 0.9, '3': 0.9})
+    (tmp_path / 'late' / 'eval.csv').write_text('step,guidance,overall_success,task1,task2\n1000,1,0.9,0.9,0.9\n')
+
+    cell = collect(find_runs([str(tmp_path)]), step=500)[(env, 'cfgrl')]
+    assert cell.steps == [500, 500] and cell.stats('1') == (10.0, 0.0) and cell.stats('3') == (40.0, 10.0)
+    assert cell.tasks[1]['3'] == {'task1': 0.5, 'task2': 0.5}
+    assert 'left out (no evaluation at step 500)' in capsys.readouterr().err  # The run evaluated at 1000 only.
+    assert collect(find_runs([str(tmp_path)]))[(env, 'cfgrl')].steps == [1000, 1000, 1000]  # Default: the last.
