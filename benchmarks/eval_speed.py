@@ -9,7 +9,10 @@ checkpoint with --restore_path) on pointmaze-medium-navigate-v0, all on the CPU,
   on the first --sequential_episodes episodes of every (task, weight) and extrapolated per episode to the full
   workload (exact for a random policy, whose episodes all run to the limit);
 - env floor: the lockstep run's resets and environment steps, in the same worker processes, with random actions
-  and no policy.
+  and no policy;
+- policy floor: the lockstep run's policy calls alone (the same batch shapes, step after step), with no
+  environments. Env floor + policy floor is what lockstep would cost with zero overhead of its own on this machine;
+  when both compete for the same cores (a CPU), no overlap can beat it.
 Environment creation and compilation are excluded from the timings (a run does both once) and reported apart.
 
     python -m benchmarks.eval_speed
@@ -22,12 +25,11 @@ import numpy as np
 from absl import app, flags
 
 from agents import get_agent_class, get_config
+from agents.trainer import unstack
 from benchmarks.common import device_name, write_result
 from evaluation.envs import EnvFactory, LocalEnvs, default_workers, make_env_batch
-from evaluation.rollout import EvalPlan, bucket_size, cpu_policy, evaluate_lockstep, evaluate_sequential
-from experiment.checkpoints import locate_checkpoint
-from experiment.cli import config_from_dict
-from experiment.session import example_batch
+from evaluation.rollout import EvalPlan, bucket_size, cpu_policy, evaluate_lockstep, evaluate_sequential, policy_key
+from experiment.session import example_batch, load_checkpoint_agent
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset/environment name.')
@@ -49,12 +51,11 @@ STEP = 0  # The evaluation "training step" that seeds the episodes.
 def make_agent():
     """(agent, description): a trained checkpoint, or a random-init CFGRL agent of --hidden_dims."""
     if FLAGS.restore_path:
-        checkpointer, step, _ = locate_checkpoint(FLAGS.restore_path)
-        meta = checkpointer.read_meta(step)
-        config = config_from_dict(meta['config'])
-        template = get_agent_class(meta['agent']).create(0, example_batch(FLAGS.env_name, config), config)
-        agent = checkpointer.restore(template, step)[0]
-        return agent, f'{meta["agent"]} {"×".join(map(str, config.actor_hidden_dims))} at step {step}'
+        agent, meta, step = load_checkpoint_agent(FLAGS.restore_path)
+        if meta.get('num_seeds', 1) > 1:  # A --num_seeds run: benchmark its first seed.
+            agent = unstack(agent, 0)
+        hidden = meta['config']['actor_hidden_dims']
+        return agent, f'{meta["agent"]} {"×".join(map(str, hidden))} at step {step}'
     config = get_config('cfgrl')
     config.actor_hidden_dims = tuple(int(h) for h in FLAGS.hidden_dims)
     agent = get_agent_class('cfgrl').create(FLAGS.seed, example_batch(FLAGS.env_name, config), config)
@@ -96,6 +97,21 @@ def env_floor(envs, plan: EvalPlan, lengths: np.ndarray, action_dim: int, seed: 
     return time.perf_counter() - start
 
 
+def policy_floor(policy, plan: EvalPlan, lengths: np.ndarray, example: dict) -> float:
+    """Seconds of the lockstep run's policy calls alone: at each step, one call on the live rows' bucket, as
+    `evaluate_lockstep` makes it, with no environment stepped."""
+    lengths = lengths.ravel()
+    sizes = [bucket_size(int((lengths > t).sum()), plan.num_rows) for t in range(lengths.max())]
+    obs = np.repeat(example['observations'][:1], plan.num_rows, 0)
+    goals = np.repeat(example['goals'][:1], plan.num_rows, 0)
+    guidance = np.asarray(plan.row_guidance(), np.float32)
+    start = time.perf_counter()
+    for t, size in enumerate(sizes):
+        actions = policy(obs[:size], goals[:size], policy_key(FLAGS.seed, t), guidance[:size])
+    np.asarray(actions)  # Wait for the last call.
+    return time.perf_counter() - start
+
+
 def main(_):
     plan = EvalPlan(task_ids=tuple(int(t) for t in FLAGS.tasks), num_episodes=FLAGS.episodes,
                     guidance=tuple(float(w) for w in FLAGS.guidance))
@@ -112,7 +128,10 @@ def main(_):
     lockstep, lockstep_s = timed(lambda: evaluate_lockstep(policy, envs, plan, FLAGS.seed, STEP, progress=False))
     floor_s = env_floor(envs, plan, lockstep.lengths, example['actions'].shape[-1], FLAGS.seed)
     envs.close()
+    policy_s = policy_floor(policy, plan, lockstep.lengths, example)
     rows = [('env floor (random actions)', floor_s, lockstep.lengths.sum()),
+            ('policy floor (no environments)', policy_s, lockstep.lengths.sum()),
+            ('env floor + policy floor', floor_s + policy_s, lockstep.lengths.sum()),
             (f'lockstep, {workers} env workers', lockstep_s, lockstep.lengths.sum())]
     local_s = None
     if FLAGS.in_process and workers > 0:
@@ -142,8 +161,8 @@ def main(_):
               f'{seconds / lockstep_s:>9.2f}x')
     print(f'sequential measured on {seq_plan.num_rows} episodes ({seq_plan.num_episodes} per task and weight) in '
           f'{measured_s:.1f} s and extrapolated per episode.')
-    print(f'lockstep is {sequential_s / lockstep_s:.1f}x faster than sequential and {lockstep_s / floor_s:.2f}x the '
-          f'environment-stepping floor.')
+    print(f'lockstep is {sequential_s / lockstep_s:.1f}x faster than sequential, {lockstep_s / floor_s:.2f}x the '
+          f'environment-stepping floor and {lockstep_s / (floor_s + policy_s):.2f}x env floor + policy floor.')
 
     name = FLAGS.output or f'eval_speed-{jax.devices()[0].platform}'
     path = write_result(name, {
@@ -153,7 +172,8 @@ def main(_):
         'max_steps': FLAGS.max_steps, 'workers': workers, 'env_creation_s': env_creation,
         'compile_s': compile_seconds, 'lockstep_s': lockstep_s, 'lockstep_in_process_s': local_s,
         'sequential_s_extrapolated': sequential_s, 'sequential_measured_s': measured_s,
-        'sequential_measured_episodes': seq_plan.num_rows, 'env_floor_s': floor_s,
+        'sequential_measured_episodes': seq_plan.num_rows, 'env_floor_s': floor_s, 'policy_floor_s': policy_s,
+        'lockstep_over_env_plus_policy_floor': lockstep_s / (floor_s + policy_s),
         'sequential_over_lockstep': sequential_s / lockstep_s, 'lockstep_over_floor': lockstep_s / floor_s,
         'jax': jax.__version__, 'date': time.strftime('%Y-%m-%d')})
     print(f'Wrote {path}')

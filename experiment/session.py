@@ -148,6 +148,19 @@ def example_batch(env_name: str, config: ml_collections.ConfigDict) -> Dict[str,
     return jax.tree.map(np.asarray, batch)
 
 
+def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
+    """(agent, checkpoint meta, step) of the checkpoint at `path` (a run directory, its checkpoints/ folder or one
+    checkpoints/<step> folder), built with the agent, config and seeds it was trained with (stacked when several)."""
+    checkpointer, step, _ = locate_checkpoint(path)
+    meta = checkpointer.read_meta(step)
+    config = cli.config_from_dict(meta['config'])
+    trained = cli.Settings(agent=meta['agent'], seed=meta['seed'], num_seeds=meta.get('num_seeds', 1))
+    template = create_agent(trained, example_batch(meta['env_name'], config), config)
+    agent = checkpointer.restore(template, step)[0]
+    checkpointer.close()
+    return agent, meta, step
+
+
 def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
     """--eval_only: evaluates a checkpoint into a new folder (never clobbering), `<run>/evals/<time>_step<N>/` when
     the checkpoint belongs to a run directory, else under --save_dir. Agent, environment and seed default to the

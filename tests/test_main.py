@@ -253,6 +253,23 @@ def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
     assert refused.returncode == 2 and 'one seed of the multi-seed run' in refused.stderr, refused.stderr[-2000:]
 
 
+def test_load_checkpoint_agent_rebuilds_the_stacked_seeds(run_seeds):
+    """What the tools that read checkpoints (benchmarks, scripts.value_profile) restore: the run's own agent."""
+    import jax
+
+    from experiment.session import load_checkpoint_agent
+
+    agent, meta, step = load_checkpoint_agent(str(run_seeds))
+    assert (meta['agent'], meta['seeds'], step) == ('cfgrl', [0, 1], TRAIN_STEPS)
+    saved = checkpoint_arrays(run_seeds, TRAIN_STEPS)
+    leaves = jax.tree_util.tree_leaves_with_path(agent.network.params)
+    assert len(leaves) > 4
+    for path, leaf in leaves:  # Every parameter, stacked over the two seeds, equals the saved array.
+        (key,) = [k for k in saved if 'params' in k and k.endswith(jax.tree_util.keystr(path))]
+        assert leaf.shape[0] == 2
+        np.testing.assert_array_equal(np.asarray(leaf), saved[key], err_msg=key)
+
+
 def test_two_processes_with_distributed_train_one_run_like_one_process(workspace, run_a):
     """Multi-host data parallelism through main.py, emulated by two CPU processes on this machine."""
     from tests.conftest import free_port, run_processes

@@ -47,3 +47,16 @@ def test_slurm_cell_runs_the_array_task_index(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "cell3 ['--y=2']" in out.stdout
+
+
+def test_value_profile_bins_values_by_distance_to_the_goal():
+    import numpy as np
+
+    from scripts.value_profile import format_profile, value_profile
+
+    xy = np.array([[0.5, 0.0], [0.0, 2.0], [3.0, 4.0], [0.0, 9.0], [20.0, 0.0]])
+    values = np.array([-1.0, -3.0, -5.0, -7.0, -9.0])
+    rows = value_profile(values, xy, np.zeros(2), [0, 1, 6, 10])
+    assert [r[:3] for r in rows] == [(0, 1, 1), (1, 6, 2), (6, 10, 1)]  # The state 20 away is in no bin.
+    assert rows[1][3:] == (-4.0, 1.0)
+    assert format_profile(rows).splitlines()[3] == '| 1–6 | 2 | -4.0 ± 1.0 |'
