@@ -57,15 +57,20 @@ HIERARCHICAL_VARIANTS = {
 }
 
 
-# Reduced scale for the 2-core CPU machines (RESULTS.md): the datasets that regenerate offline, 3 × 256 networks,
-# batch 256, evaluation at the last step only, the 3 seeds of a cell stacked in one process (--num_seeds). The
-# value-based agents train five networks per step (actor, V, twin Q; ~5× a CFGRL step on a CPU), so they get a
-# quarter of the steps to fit the same wall time.
+# Reduced scale for the 2-core CPU machines (RESULTS.md): the datasets that regenerate offline, the 3 seeds of a
+# cell stacked in one process (--num_seeds).
+# - Goal-conditioned: 3 × 256 networks, batch 256, 100k steps, evaluated every 100k steps. cube-single-play trains
+#   300k steps: at 100k its policy had not learned the task at all (5-8% at every w, w = 0 included).
+# - Value-based: 2 × 256 networks, batch 128, 100k steps, evaluated at 50k and 100k. IQL needs the steps, not the
+#   width: each Bellman backup waits about 1/tau = 200 steps for the target critic, and the value of a state k
+#   steps from the goal needs k backups, so 25k steps (the first try) left V far from converged. Five networks
+#   per step (actor, V, twin Q, target Q) make a step about 5x a CFGRL step; the smaller networks pay for the steps.
 REDUCED_SEEDS = 3
 REDUCED = dict(train_steps=100_000, batch_size=256, eval_interval=100_000, eval_episodes=10)
-REDUCED_VALUE = dict(train_steps=25_000, batch_size=256, eval_interval=25_000, eval_episodes=20)
+REDUCED_STEPS = {'cube-single-play': 300_000}  # Tasks that train longer than REDUCED['train_steps'].
+REDUCED_VALUE = dict(train_steps=100_000, batch_size=128, eval_interval=50_000, eval_episodes=20)
 REDUCED_NET = {'actor_hidden_dims': (256, 256, 256)}
-REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256, 256), 'value_hidden_dims': (256, 256, 256)}
+REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256), 'value_hidden_dims': (256, 256)}
 REDUCED_GC = ('pointmaze-large-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1 (flow GCBC).
 REDUCED_SINGLETASK = ('pointmaze-large-navigate',)  # CFGRL (IQL) vs AWR.
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
