@@ -9,6 +9,7 @@
 set -e
 
 python main.py --agent=cfgrl --env_name=pointmaze-large-navigate-oraclerep-v0 --seed=0 --train_steps=100000 --eval_interval=100000 --save_interval=100000 --eval_episodes=10 --config.batch_size=256 --num_seeds=3 --eval_guidance=0,1,1.5,2,3 --config.actor_hidden_dims=256,256,256
+python main.py --agent=cfgrl --env_name=pointmaze-giant-navigate-oraclerep-v0 --seed=0 --train_steps=100000 --eval_interval=100000 --save_interval=100000 --eval_episodes=10 --config.batch_size=256 --num_seeds=3 --eval_guidance=0,1,1.5,2,3 --config.actor_hidden_dims=256,256,256
 python main.py --agent=cfgrl --env_name=cube-single-play-oraclerep-v0 --seed=0 --train_steps=300000 --eval_interval=100000 --save_interval=100000 --eval_episodes=10 --config.batch_size=256 --num_seeds=3 --eval_guidance=0,1,1.5,2,3 --config.actor_hidden_dims=256,256,256
 python main.py --agent=cfgrl_iql --env_name=pointmaze-large-navigate-singletask-v0 --seed=0 --train_steps=100000 --eval_interval=50000 --save_interval=50000 --eval_episodes=20 --config.batch_size=128 --num_seeds=3 --eval_guidance=1,1.25,1.5,2,3 --config.actor_hidden_dims=256,256 --config.value_hidden_dims=256,256
 python main.py --agent=awr --env_name=pointmaze-large-navigate-singletask-v0 --seed=0 --train_steps=100000 --eval_interval=50000 --save_interval=50000 --eval_episodes=20 --config.batch_size=128 --num_seeds=3 --config.actor_hidden_dims=256,256 --config.value_hidden_dims=256,256
