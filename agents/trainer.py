@@ -103,11 +103,13 @@ class ChunkedTrainer:
         if num_seeds < 1:
             raise ValueError(f'num_seeds must be positive, got {num_seeds}.')
         self.sampling, self.chunk_size, self.num_seeds, self.mesh = sampling, chunk_size, num_seeds, mesh
-        self._batch_sharding = self._placement = None  # Layout of each sampled batch; of the agent and rng.
+        # Layouts: each sampled batch; the agent and rng; the dataset (on every device). None without a mesh.
+        self._batch_sharding = self._placement = self._replicated = None
         if mesh is not None:
             if len(mesh.axis_names) != 1:
                 raise ValueError(f'Training takes a 1-D mesh, got axes {mesh.axis_names}.')
             split = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))  # Leading axis over the devices.
+            self._replicated = NamedSharding(mesh, PartitionSpec())
             if num_seeds > 1:
                 if num_seeds % mesh.size:
                     raise ValueError(f'num_seeds {num_seeds} is not divisible by the {mesh.size} devices.')
@@ -115,8 +117,8 @@ class ChunkedTrainer:
             else:
                 if sampling.batch_size % mesh.size:
                     raise ValueError(f'batch_size {sampling.batch_size} is not divisible by the {mesh.size} devices.')
-                self._batch_sharding, self._placement = split, NamedSharding(mesh, PartitionSpec())
-            data = jax.device_put(data, NamedSharding(mesh, PartitionSpec()))  # Every device holds the dataset.
+                self._batch_sharding, self._placement = split, self._replicated
+            data = jax.device_put(data, self._replicated)
         self.data = data
         self._compiled: Dict[int, Callable] = {}
 
@@ -135,9 +137,8 @@ class ChunkedTrainer:
             if self.mesh is None:
                 self._compiled[num_updates] = jax.jit(fn, donate_argnums=(0,))
             else:  # Pinned layouts: the agent comes back laid out as it went in, so its buffers can be donated.
-                data = NamedSharding(self.mesh, PartitionSpec())
                 self._compiled[num_updates] = jax.jit(
-                    fn, donate_argnums=(0,), in_shardings=(self._placement, data, self._placement),
+                    fn, donate_argnums=(0,), in_shardings=(self._placement, self._replicated, self._placement),
                     out_shardings=(self._placement, self._placement, self._placement))
         return self._compiled[num_updates]
 
