@@ -153,6 +153,33 @@ def w_table(cells: Mapping[Tuple[str, str], Cell]) -> str:
     return '\n'.join(lines)
 
 
+def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:
+    """A markdown table of what guidance adds over w = `base`, paired by seed: for every w > base, the per-seed
+    difference success(w) − success(base) in points (mean ± std over seeds) and how many seeds improved. Seeds of
+    one run share their model, so the paired difference is the direct measure of "w > 1 above GCBC"; it is far
+    less noisy than comparing two columns of mean ± std, whose spread includes how good each seed is."""
+    rows = {}
+    for key, cell in cells.items():
+        ws = [w for w in cell.weights() if w not in UNGUIDED_KEYS and float(w) > float(base)]
+        if base in cell.weights() and ws:
+            rows[key] = (cell, ws)
+    if not rows:
+        return ''
+    ws = sorted({w for _, cell_ws in rows.values() for w in cell_ws}, key=float)
+    lines = ['| env | variant | seeds | ' + ' | '.join(f'w = {w}' for w in ws) + ' |',
+             '|---|---|---|' + '---|' * len(ws)]
+    for (env, variant), (cell, cell_ws) in sorted(rows.items()):
+        values = []
+        for w in ws:
+            if w not in cell_ws:
+                values.append('–')
+                continue
+            diffs = np.array([(s[w] - s[base]) * 100 for s in cell.per_seed])
+            values.append(f'{diffs.mean():+.0f} ± {diffs.std():.0f} ({int((diffs > 0).sum())}/{len(diffs)} up)')
+        lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')
+    return '\n'.join(lines)
+
+
 def plot_success_vs_w(cells: Mapping[Tuple[str, str], Cell], folder: str) -> List[str]:
     """One PNG per env: mean ± std success against w for guided variants, unguided ones as horizontal lines."""
     import matplotlib
@@ -208,6 +235,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     per_w = w_table(cells)
     if per_w:
         text += '\n\nSuccess (%) at each guidance weight, mean ± std over seeds:\n\n' + per_w
+    gains = gain_table(cells)
+    if gains:
+        text += ('\n\nGain over w = 1 (GCBC), paired by seed: success(w) − success(1) in points, mean ± std over '
+                 'seeds, and the seeds that improved:\n\n' + gains)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -1,7 +1,7 @@
 """The aggregation turns fixture run directories into the expected table."""
 import json
 
-from scripts.aggregate import collect, find_runs, main, table, variant_label, w_table
+from scripts.aggregate import collect, find_runs, gain_table, main, table, variant_label, w_table
 
 
 def _run(root, name, env, agent, config, guidance, step=1000):
@@ -33,9 +33,16 @@ def test_table_from_fixture_runs(tmp_path, capsys):
     assert per_w.splitlines()[0] == '| env | variant | seeds | w = 1 | w = 1.5 | w = 3 |'
     assert per_w.splitlines()[2] == f'| {env} | cfgrl | 2 | 40 ± 10 | 80 ± 10 | 60 ± 10 |'
     assert len(per_w.splitlines()) == 3  # Unguided variants have no weights.
+    # Paired by seed: w = 1.5 is +40 for both seeds; w = 3 is +20 for both, so the std of the gain is 0 although
+    # each column's own std is 10.
+    gains = gain_table(cells)
+    assert gains.splitlines()[0] == '| env | variant | seeds | w = 1.5 | w = 3 |'
+    assert gains.splitlines()[2] == f'| {env} | cfgrl | 2 | +40 ± 0 (2/2 up) | +20 ± 0 (2/2 up) |'
+    assert len(gains.splitlines()) == 3
     main([str(tmp_path), '--out', str(tmp_path / 'out/table.md'), '--figures', str(tmp_path / 'fig')])
     assert (tmp_path / 'out/table.md').read_text().strip().startswith(text)
     assert per_w in (tmp_path / 'out/table.md').read_text()
+    assert gains in (tmp_path / 'out/table.md').read_text()
     assert (tmp_path / 'fig' / f'{env}.png').stat().st_size > 1000
 
 
