@@ -72,7 +72,7 @@ REDUCED_VALUE = dict(train_steps=100_000, batch_size=128, eval_interval=50_000, 
 REDUCED_NET = {'actor_hidden_dims': (256, 256, 256)}
 REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256), 'value_hidden_dims': (256, 256)}
 REDUCED_GC = ('pointmaze-large-navigate', 'pointmaze-giant-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1 (flow GCBC).
-REDUCED_SINGLETASK = ('pointmaze-large-navigate',)  # CFGRL (IQL) vs AWR.
+REDUCED_SINGLETASK = ('pointmaze-large-navigate', 'pointmaze-teleport-navigate')  # CFGRL (IQL) vs AWR.
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
 
 
