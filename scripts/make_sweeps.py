@@ -98,7 +98,7 @@ def reduced() -> List[str]:
                     'then: python -m scripts.aggregate runs/reduced --out=results/reduced.md'])
     n = tasks.REDUCED_SEEDS
     for task in tasks.REDUCED_GC:
-        scale = dict(tasks.REDUCED, train_steps=tasks.REDUCED_STEPS.get(task, tasks.REDUCED['train_steps']))
+        scale = dict(tasks.REDUCED, **tasks.REDUCED_OVERRIDES.get(task, {}))
         lines.append(command('cfgrl', tasks.dataset_name(task, 'oraclerep'), 0, tasks.REDUCED_NET,
                              guidance=tasks.REDUCED_GUIDANCE, scale=scale, num_seeds=n))
     for task in tasks.REDUCED_SINGLETASK:
