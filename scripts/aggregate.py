@@ -175,7 +175,8 @@ def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:
                 values.append('–')
                 continue
             diffs = np.array([(s[w] - s[base]) * 100 for s in cell.per_seed])
-            values.append(f'{round(float(diffs.mean())):+d} ± {diffs.std():.0f} ({int((diffs > 0).sum())}/{len(diffs)} up)')
+            up = int((diffs > 0).sum())
+            values.append(f'{round(float(diffs.mean())):+d} ± {diffs.std():.0f} ({up}/{len(diffs)} up)')
         lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')
     return '\n'.join(lines)
 
