@@ -239,7 +239,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     gains = gain_table(cells)
     if gains:
         text += ('\n\nGain over w = 1 (GCBC; for CFGRL (IQL), the policy conditioned on o = 1), paired by seed: '
-                 'success(w) − success(1) in points, mean ± std over seeds, and the seeds that improved:\n\n' + gains)
+                 'success(w) − success(1) in points, mean ± std over seeds, and the seeds that improved:\n\n'
+                 + gains)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
