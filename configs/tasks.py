@@ -60,7 +60,8 @@ HIERARCHICAL_VARIANTS = {
 # Reduced scale for the 2-core CPU machines (RESULTS.md): the datasets that regenerate offline, the 3 seeds of a
 # cell stacked in one process (--num_seeds).
 # - Goal-conditioned: 3 × 256 networks, batch 256, 100k steps, evaluated every 100k steps. cube-single-play trains
-#   300k steps: at 100k its policy had not learned the task at all (5-8% at every w, w = 0 included).
+#   500k steps (REDUCED_OVERRIDES): at 100k its policy had not learned the task at all (5-8% at every w, w = 0
+#   included). The hierarchical cell uses the same networks for both of its levels.
 # - Value-based: 2 × 256 networks, batch 128, 100k steps, evaluated at 50k and 100k. IQL needs the steps, not the
 #   width: each Bellman backup waits about 1/tau = 200 steps for the target critic, and the value of a state k
 #   steps from the goal needs k backups, so 25k steps (the first try) left V far from converged. Five networks
@@ -74,7 +75,11 @@ REDUCED_VALUE = dict(train_steps=100_000, batch_size=128, eval_interval=50_000, 
 REDUCED_NET = {'actor_hidden_dims': (256, 256, 256)}
 REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256), 'value_hidden_dims': (256, 256)}
 REDUCED_GC = ('pointmaze-large-navigate', 'pointmaze-giant-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1 (flow GCBC).
+REDUCED_HIERARCHICAL = ('pointmaze-large-navigate',)  # HCFGRL at w > 1 vs its w = 1 (flow HGCBC).
 REDUCED_SINGLETASK = ('pointmaze-large-navigate', 'pointmaze-teleport-navigate')  # CFGRL (IQL) vs AWR.
+# AWR's 1/β at reduced scale: 3 (the config default) on every single-task cell, and 10 where 3 failed to learn in
+# 100k steps while CFGRL (IQL) did, to check that the gap is not one badly chosen temperature.
+REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10)}
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
 
 

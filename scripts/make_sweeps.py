@@ -92,7 +92,7 @@ def w_ablation() -> List[str]:
 def reduced() -> List[str]:
     """RESULTS.md's reduced-scale runs: one process per cell, its seeds stacked (--num_seeds)."""
     lines = header('Reduced scale for 2 CPU cores (RESULTS.md): CFGRL w > 1 vs w = 1 on oraclerep tasks, and '
-                   'CFGRL (IQL) vs AWR on single-task pointmaze.',
+                   'HCFGRL on pointmaze-large, CFGRL (IQL) vs AWR on single-task pointmaze.',
                    ['Scale: configs/tasks.py REDUCED (goal-conditioned) and REDUCED_VALUE (value-based).',
                     'Run: scripts/launch_local.sh scripts/reduced.sh --save_dir=runs/reduced',
                     'then: python -m scripts.aggregate runs/reduced --out=results/reduced.md'])
@@ -101,12 +101,16 @@ def reduced() -> List[str]:
         scale = dict(tasks.REDUCED, **tasks.REDUCED_OVERRIDES.get(task, {}))
         lines.append(command('cfgrl', tasks.dataset_name(task, 'oraclerep'), 0, tasks.REDUCED_NET,
                              guidance=tasks.REDUCED_GUIDANCE, scale=scale, num_seeds=n))
+    for task in tasks.REDUCED_HIERARCHICAL:
+        lines.append(command('hcfgrl', tasks.dataset_name(task, 'oraclerep'), 0, tasks.REDUCED_NET,
+                             guidance=tasks.REDUCED_GUIDANCE, scale=tasks.REDUCED, num_seeds=n))
     for task in tasks.REDUCED_SINGLETASK:
         env = tasks.dataset_name(task, 'singletask')
         lines.append(command('cfgrl_iql', env, 0, tasks.REDUCED_VALUE_NET, guidance=tasks.TABLE2_GUIDANCE,
                              scale=tasks.REDUCED_VALUE, num_seeds=n))
-        lines.append(command('awr', env, 0, tasks.REDUCED_VALUE_NET, guidance=None, scale=tasks.REDUCED_VALUE,
-                             num_seeds=n))
+        for alpha in tasks.REDUCED_AWR_ALPHAS.get(task, (None,)):  # None: the config's default 1/β.
+            overrides = dict(tasks.REDUCED_VALUE_NET, **({} if alpha is None else {'alpha': alpha}))
+            lines.append(command('awr', env, 0, overrides, guidance=None, scale=tasks.REDUCED_VALUE, num_seeds=n))
     return lines
 
 
