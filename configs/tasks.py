@@ -77,9 +77,9 @@ REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256), 'value_hidden_dims': (256,
 REDUCED_GC = ('pointmaze-large-navigate', 'pointmaze-giant-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1 (flow GCBC).
 REDUCED_HIERARCHICAL = ('pointmaze-large-navigate',)  # HCFGRL at w > 1 vs its w = 1 (flow HGCBC).
 REDUCED_SINGLETASK = ('pointmaze-large-navigate', 'pointmaze-teleport-navigate')  # CFGRL (IQL) vs AWR.
-# AWR's 1/β at reduced scale: 3 (the config default) on every single-task cell, and 10 where 3 failed to learn in
-# 100k steps while CFGRL (IQL) did, to check that the gap is not one badly chosen temperature.
-REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10)}
+# AWR's 1/β per single-task cell: 3 (configs/awr.py's default) everywhere, and 10 where 3 failed to learn in 100k
+# steps while CFGRL (IQL) did, to check that the gap is not one badly chosen temperature.
+REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10), 'pointmaze-teleport-navigate': (3,)}
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
 
 

@@ -108,9 +108,9 @@ def reduced() -> List[str]:
         env = tasks.dataset_name(task, 'singletask')
         lines.append(command('cfgrl_iql', env, 0, tasks.REDUCED_VALUE_NET, guidance=tasks.TABLE2_GUIDANCE,
                              scale=tasks.REDUCED_VALUE, num_seeds=n))
-        for alpha in tasks.REDUCED_AWR_ALPHAS.get(task, (None,)):  # None: the config's default 1/β.
-            overrides = dict(tasks.REDUCED_VALUE_NET, **({} if alpha is None else {'alpha': alpha}))
-            lines.append(command('awr', env, 0, overrides, guidance=None, scale=tasks.REDUCED_VALUE, num_seeds=n))
+        for alpha in tasks.REDUCED_AWR_ALPHAS[task]:
+            lines.append(command('awr', env, 0, {**tasks.REDUCED_VALUE_NET, 'alpha': alpha}, guidance=None,
+                                 scale=tasks.REDUCED_VALUE, num_seeds=n))
     return lines
 
 
