@@ -43,10 +43,13 @@ def synthetic_dataset(num_episodes=200, episode_length=1001, obs_dim=2, action_d
 
 
 def write_result(name: str, payload: dict) -> str:
-    """Writes benchmarks/results/<name>.json (atomically) and returns its path."""
-    folder = os.path.join(os.path.dirname(__file__), 'results')
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f'{name}.json')
+    """Writes benchmarks/results/<name>.json, or the path `name` itself when it ends in .json (atomically), and
+    returns its path."""
+    if name.endswith('.json'):
+        path = os.path.abspath(name)
+    else:
+        path = os.path.join(os.path.dirname(__file__), 'results', f'{name}.json')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + '.tmp', 'w') as f:
         json.dump(payload, f, indent=2)
     os.replace(path + '.tmp', path)

@@ -43,7 +43,8 @@ flags.DEFINE_integer('workers', None, 'Environment worker processes of the locks
 flags.DEFINE_bool('in_process', True, 'Also time lockstep with the environments in the main process.')
 flags.DEFINE_integer('max_steps', None, 'Shorter episode limit (quick checks only; not the benchmark).')
 flags.DEFINE_integer('seed', 0, 'Seed of the episodes and the random initialisation.')
-flags.DEFINE_string('output', None, 'Result file name in benchmarks/results (default eval_speed-<platform>).')
+flags.DEFINE_string('output', None, 'Result file name in benchmarks/results (default eval_speed-<platform>)'
+                    ', or a path ending in .json.')
 
 STEP = 0  # The evaluation "training step" that seeds the episodes.
 

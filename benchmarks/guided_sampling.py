@@ -27,10 +27,11 @@ from benchmarks.common import device_name, interleaved_median, write_result
 SIZES = {  # name: hidden dims of the velocity field
     'small': (256, 256, 256),
     'paper': (512, 512, 512, 512),
+    'smoke': (16, 16),  # scripts/gpu_check.py --smoke: proves the code path, measures nothing.
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('sizes', list(SIZES), f'Which networks to measure: {list(SIZES)}.')
+flags.DEFINE_list('sizes', ['small', 'paper'], f'Which networks to measure: {list(SIZES)}.')
 flags.DEFINE_list('batch_sizes', ['1', '250', '1024'], 'Rows per sampling call (250: one lockstep evaluation batch '
                   'of 5 tasks × 10 episodes × 5 weights).')
 flags.DEFINE_integer('flow_steps', 16, 'Euler steps per sample.')
@@ -39,7 +40,8 @@ flags.DEFINE_integer('action_dim', 2, 'Action width; 2 is pointmaze.')
 flags.DEFINE_float('guidance', 3.0, 'Guidance weight w (traced; a scalar broadcast to every row).')
 flags.DEFINE_integer('repeats', 7, 'Timed repeats (interleaved; the median is reported).')
 flags.DEFINE_float('min_time', 0.2, 'Each timed repeat loops over calls for at least about this many seconds.')
-flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: guided_sampling-<platform>).')
+flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: guided_sampling-<platform>)'
+                    ', or a path ending in .json.')
 
 
 def make_samplers(velocity_apply, action_dim: int, num_steps: int):

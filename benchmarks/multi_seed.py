@@ -36,7 +36,8 @@ flags.DEFINE_integer('batch_size', 256, 'Batch size of every seed.')
 flags.DEFINE_integer('chunk', 100, 'Updates per compiled chunk (vmapped and sequential alike).')
 flags.DEFINE_integer('steps', 100, 'Updates per seed in one timed repeat.')
 flags.DEFINE_integer('repeats', 5, 'Timed repeats (interleaved; the median is reported).')
-flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: multi_seed-<platform>).')
+flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: multi_seed-<platform>)'
+                    ', or a path ending in .json.')
 
 
 def timed_first(fn) -> float:

@@ -24,14 +24,16 @@ SIZES = {  # name: (hidden dims, batch size)
     'paper': ((512, 512, 512, 512), 1024),
     'small': ((256, 256, 256), 256),
     'tiny': ((64, 64), 64),
+    'smoke': ((16, 16), 16),  # scripts/gpu_check.py --smoke: proves the code path, measures nothing.
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('sizes', list(SIZES), f'Which network/batch sizes to measure: {list(SIZES)}.')
+flags.DEFINE_list('sizes', ['paper', 'small', 'tiny'], f'Which network/batch sizes to measure: {list(SIZES)}.')
 flags.DEFINE_string('agent', 'cfgrl', 'Agent to benchmark.')
 flags.DEFINE_integer('chunk', 100, 'Updates per compiled chunk (and per timed repeat of the classic loop).')
 flags.DEFINE_integer('repeats', 5, 'Timed repeats of each loop (interleaved; the median is reported).')
-flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: train_speed-<platform>).')
+flags.DEFINE_string('output', None, 'Result file name under benchmarks/results (default: train_speed-<platform>)'
+                    ', or a path ending in .json.')
 
 
 def matmul_flops_per_s(batch: int, width: int, repeats: int) -> float:
@@ -83,7 +85,8 @@ def measure(size: str) -> dict:
     run_chunked(), run_classic()  # Compile both.
     seconds = interleaved_median({'chunked': run_chunked, 'classic': run_classic}, FLAGS.repeats)
 
-    flops_per_update = update.lower(classic['agent'], example).compile().cost_analysis()['flops']
+    cost = update.lower(classic['agent'], example).compile().cost_analysis()
+    flops_per_update = (cost[0] if isinstance(cost, (list, tuple)) else cost)['flops']  # A list in older jax.
     dot_rate = matmul_flops_per_s(batch_size, hidden[0], FLAGS.repeats)
     chunked_rate = k / seconds['chunked']
     return {
