@@ -1,10 +1,15 @@
 """Writes the sweep scripts of the paper's tables: one exact `python main.py ...` command per line per cell.
 
-    python -m scripts.make_sweeps          # rewrites scripts/table2.sh, table3.sh, w_ablation.sh, reduced.sh
+    python -m scripts.make_sweeps          # rewrites every script of SWEEPS
 
 Each generated script is plain bash (running it runs every cell in turn) and is also a cell list for
 scripts/launch_local.sh and scripts/launch_slurm.sh, which can append flags (e.g. a reduced scale) to every cell.
+A cell trains all seeds of one table entry in one process (`--num_seeds`, stacked with jax.vmap): on an
+accelerator that costs little more than one seed, and on a CPU no more than the seeds in turn
+(benchmarks/multi_seed.py). The `*_per_seed.sh` variants run one seed per process instead, for clusters that
+prefer many small jobs; `scripts.aggregate` reads both alike.
 """
+import functools
 import os
 from typing import Dict, List
 
@@ -43,7 +48,14 @@ def guided(agent: str) -> bool:
     return agent in ('cfgrl', 'hcfgrl', 'cfgrl_iql')
 
 
-def table3() -> List[str]:
+def seed_cells(agent: str, env: str, num_seeds: int, overrides: Dict, stacked: bool, **kwargs) -> List[str]:
+    """The commands of one table entry: one with its seeds stacked, or one per seed."""
+    if stacked:
+        return [command(agent, env, 0, overrides, num_seeds=num_seeds, **kwargs)]
+    return [command(agent, env, seed, overrides, **kwargs) for seed in range(num_seeds)]
+
+
+def table3(stacked: bool = True) -> List[str]:
     lines = header('Table 3: goal-conditioned BC on OGBench oraclerep tasks (flat and hierarchical).',
                    [f'CFGRL is reported at w = {tasks.TABLE3_CFGRL_W} (fixed-w column) and at its best w.'])
     for task in tasks.TABLE3_STATE:
@@ -53,39 +65,36 @@ def table3() -> List[str]:
             variants.update(tasks.HIERARCHICAL_VARIANTS)
         for name, (agent, overrides) in variants.items():
             w = tasks.GUIDANCE if guided(agent) and overrides.get('p_uncond', 0.1) > 0 else None
-            for seed in range(tasks.TABLE3_SEEDS):
-                lines.append(command(agent, env, seed, overrides, guidance=w))
+            lines += seed_cells(agent, env, tasks.TABLE3_SEEDS, overrides, stacked, guidance=w)
     lines += ['', '# Pixel tasks (flat agents): 64×64 images through IMPALA-small with random-shift augmentation,',
               '# goals as oracle vectors (configs/tasks.py PIXEL and PIXEL_CONFIG).']
     for task in tasks.TABLE3_PIXEL:
         env = tasks.dataset_name(task, 'oraclerep')
         for name, (agent, overrides) in tasks.FLAT_VARIANTS.items():
             w = tasks.GUIDANCE if guided(agent) and overrides.get('p_uncond', 0.1) > 0 else None
-            for seed in range(tasks.TABLE3_PIXEL_SEEDS):
-                lines.append(command(agent, env, seed, {**overrides, **tasks.PIXEL_CONFIG}, guidance=w,
-                                     scale=tasks.PIXEL))
+            lines += seed_cells(agent, env, tasks.TABLE3_PIXEL_SEEDS, {**overrides, **tasks.PIXEL_CONFIG}, stacked,
+                                guidance=w, scale=tasks.PIXEL)
     return lines
 
 
-def table2() -> List[str]:
+def table2(stacked: bool = True) -> List[str]:
     lines = header('Table 2: single-task offline RL, value-guided CFGRL vs AWR on one IQL value function.',
-                   ['CFGRL (IQL): one run per seed, evaluated at every w; AWR: one run per 1/β (alpha) and seed.'])
+                   ['CFGRL (IQL): one run per task, evaluated at every w; AWR: one run per task and 1/β (alpha).'])
     for task in tasks.TABLE2:
         env = tasks.dataset_name(task, 'singletask')
-        for seed in range(tasks.TABLE2_SEEDS):
-            lines.append(command('cfgrl_iql', env, seed, {}, guidance=tasks.TABLE2_GUIDANCE))
-            for alpha in tasks.TABLE2_AWR_ALPHAS:
-                lines.append(command('awr', env, seed, {'alpha': alpha}, guidance=None))
+        lines += seed_cells('cfgrl_iql', env, tasks.TABLE2_SEEDS, {}, stacked, guidance=tasks.TABLE2_GUIDANCE)
+        for alpha in tasks.TABLE2_AWR_ALPHAS:
+            lines += seed_cells('awr', env, tasks.TABLE2_SEEDS, {'alpha': alpha}, stacked, guidance=None)
     return lines
 
 
-def w_ablation() -> List[str]:
+def w_ablation(stacked: bool = True) -> List[str]:
     lines = header('Success vs guidance weight (the paper\'s w-ablation figure): CFGRL evaluated at many w.',
                    ['Plot: python -m scripts.aggregate runs/ --figures=results/figures'])
     ws = (0, 0.5, 1, 1.25, 1.5, 2, 3, 4, 6)
     for task in tasks.TABLE3_STATE:
-        for seed in range(tasks.TABLE3_SEEDS):
-            lines.append(command('cfgrl', tasks.dataset_name(task, 'oraclerep'), seed, {}, guidance=ws))
+        lines += seed_cells('cfgrl', tasks.dataset_name(task, 'oraclerep'), tasks.TABLE3_SEEDS, {}, stacked,
+                            guidance=ws)
     return lines
 
 
@@ -114,7 +123,10 @@ def reduced() -> List[str]:
     return lines
 
 
-SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced}
+SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced,
+          'table3_per_seed.sh': functools.partial(table3, stacked=False),
+          'table2_per_seed.sh': functools.partial(table2, stacked=False),
+          'w_ablation_per_seed.sh': functools.partial(w_ablation, stacked=False)}
 
 
 def main() -> None:
