@@ -1,6 +1,9 @@
 """Sweep scripts are current, and the launchers run the cells they should with the extra flags appended."""
+import json
 import os
 import subprocess
+
+import pytest
 
 from scripts.make_sweeps import SWEEPS
 
@@ -60,3 +63,36 @@ def test_value_profile_bins_values_by_distance_to_the_goal():
     assert [r[:3] for r in rows] == [(0, 1, 1), (1, 6, 2), (6, 10, 1)]  # The state 20 away is in no bin.
     assert rows[1][3:] == (-4.0, 1.0)
     assert format_profile(rows).splitlines()[3] == '| 1–6 | 2 | -4.0 ± 1.0 |'
+
+
+def test_gpu_check_picks_run_steps_from_the_benchmark_rate(tmp_path):
+    from scripts.gpu_check import run_steps, train_rate
+
+    bench = {'rows': [{'num_seeds': 1, 'vmapped_updates_per_s': 50.0},
+                      {'num_seeds': 8, 'vmapped_updates_per_s': 800.0}]}
+    speed = {'rows': [{'size': 'small', 'chunked_updates_per_s': 900.0},
+                      {'size': 'paper', 'chunked_updates_per_s': 40.0}]}
+    assert run_steps(bench, speed, 8, 150) == 15000  # 100 stacked steps/s for 150 s, in hundreds.
+    assert run_steps(bench, None, 8, 0.5) == 100  # At least one hundred.
+    assert run_steps(bench, speed, 4, 150) == 1500  # No 4-seed row: one seed's rate of the paper's network / 4.
+    assert run_steps(None, None, 8, 150) is None
+    (tmp_path / 'train.csv').write_text('step,steps_per_sec,loss\n10,1.0,0\n20,30.0,0\n30,10.0,0\n40,20.0,0\n')
+    assert train_rate(str(tmp_path)) == 20.0  # Median after the first row (compilation).
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_runs_every_part_and_writes_its_report(tmp_path):
+    out = subprocess.run(['bash', os.path.join(REPO, 'scripts/gpu_check.sh'), '--smoke', f'--out_root={tmp_path}'],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (folder,) = tmp_path.iterdir()
+    report = (folder / 'report.md').read_text()
+    parts = ['train_speed', 'multi_seed', 'run_train', 'run_eval', 'guided_sampling-accelerator', 'guided_sampling-cpu',
+             'eval_speed']
+    for part in parts:
+        assert f'| {part} | ok (' in report, report
+    for name in parts[:2] + parts[4:] + ['run_summary']:
+        assert json.loads((folder / f'{name}.json').read_text())
+    summary = json.loads((folder / 'run_summary.json').read_text())
+    assert sorted(summary['guidance'], key=float) == ['0', '1', '1.5', '2', '3', '5'] and summary['seeds'] == [0, 1]
+    assert '| 5 |' in report and 'the paper\'s 1,000,000 steps' in report
