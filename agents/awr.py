@@ -1,4 +1,4 @@
-"""AWR baseline (paper.md §3): IQL value + a unit-std Gaussian actor trained by advantage-weighted regression,
+"""AWR baseline (docs/method.md#variants): IQL value + a unit-std Gaussian actor trained by advantage-weighted regression,
 weights min(exp(A/β), max_weight) with `alpha` = 1/β; evaluated at the mean action."""
 from typing import Any, Tuple
 

@@ -1,4 +1,4 @@
-"""CFGRL: classifier-free guidance of a goal-conditioned flow policy as policy improvement (paper.md §1–2).
+"""CFGRL: classifier-free guidance of a goal-conditioned flow policy as policy improvement (docs/method.md).
 
 Training is flow GCBC with the goal replaced, with probability `p_uncond`, by a learned unconditional embedding.
 Sampling integrates v_unc + w·(v_cond − v_unc): w = 0 is flow BC, w = 1 flow GCBC, w > 1 improves on GCBC.

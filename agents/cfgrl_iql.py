@@ -1,4 +1,4 @@
-"""Value-guided CFGRL (paper.md §1, §3): the optimality condition o = 1[A(s, a) ≥ 0] from an IQL value function.
+"""Value-guided CFGRL (docs/method.md#variants): the optimality condition o = 1[A(s, a) ≥ 0] from an IQL value function.
 
 The flow actor is conditioned on o ∈ {∅, 0, 1}; the label is dropped to ∅ with probability p_uncond. Sampling
 guides from the unconditional field toward o = 1: v(∅) + w·(v(o = 1) − v(∅)). This replaces AWR as the policy

@@ -1,4 +1,4 @@
-"""Flow-matching math, written once for every flow agent (paper.md §2).
+"""Flow-matching math, written once for every flow agent (docs/method.md#flow-policies).
 
 Training:  a0 ~ N(0, I), t ~ U[0, 1), a_t = (1 − t)·a0 + t·a1, loss = mean ‖v(a_t, t) − (a1 − a0)‖².
 Sampling:  a ~ N(0, I); for i in 0..K−1, t = i/K: a ← a + v(a, t)/K; the caller clips the final action.

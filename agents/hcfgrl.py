@@ -1,4 +1,4 @@
-"""HCFGRL: hierarchical CFGRL (paper.md §3). With p_uncond = 0 it is flow HGCBC.
+"""HCFGRL: hierarchical CFGRL (docs/method.md#variants). With p_uncond = 0 it is flow HGCBC.
 
 High level: flow over subgoals conditioned on the goal, (s, g) → rep(s_{t+k}); low level: flow over actions
 conditioned on the subgoal, (s, subgoal) → a. Each level has its own unconditional embedding and dropout. Sampling

@@ -1,4 +1,4 @@
-"""IQL value learning shared by the single-task agents (value-guided CFGRL and AWR), paper.md §3.
+"""IQL value learning shared by the single-task agents (value-guided CFGRL and AWR), docs/method.md#variants.
 
 V(s):   expectile regression (τ = `expectile`) onto min(Q1, Q2)(s, a) of the target critic.
 Q_i:    TD regression onto r + γ·mask·V(s').

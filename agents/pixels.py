@@ -2,7 +2,7 @@
 
 - Encoder: `config.encoder` names an image encoder (networks/encoders.py). It is the 'encoder' module of the agent's
   ModuleDict; the policy heads never see pixels, only the encoding (`Agent.encode`). An agent encodes a batch ONCE
-  and reuses the features: the flow sampler integrates all its steps on one encoding (design.md), and the loss
+  and reuses the features: the flow sampler integrates all its steps on one encoding, and the loss
   encodes with the parameters being differentiated, so the actor loss trains the encoder.
 - Augmentation: random shifts as in the authors' (OGBench's) GCDataset: with probability `config.p_aug` a training
   batch is augmented, each row shifted by its own offset of up to `config.aug_padding` pixels (pad by edge

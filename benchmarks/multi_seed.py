@@ -11,7 +11,7 @@ All of them run in one interleaved loop (benchmarks.common.interleaved_median). 
 timings and reported apart (first dispatch minus the median of the timed ones); the sequential runs share one
 compilation here, where N separate processes would each compile.
 
-Targets (design.md): on a GPU, 8 vmapped seeds take ≤ 2× the wall time of one seed; on a CPU, 8 vmapped seeds are no
+Targets: on a GPU, 8 vmapped seeds take ≤ 2× the wall time of one seed; on a CPU, 8 vmapped seeds are no
 slower than 8 sequential runs.
 
     python -m benchmarks.multi_seed                              # N = 1, 2, 4, 8 at 3 × 256, batch 256

@@ -1,4 +1,4 @@
-"""Config keys shared by every agent: optimisation, pixel observations and goal relabelling (paper.md §2 and §4)."""
+"""Config keys shared by every agent: optimisation, pixel observations and goal relabelling (docs/method.md, flow policies and goal sampling)."""
 import ml_collections
 
 

@@ -1,4 +1,4 @@
-"""Keys shared by the two-level agents (HGCBC, HCFGRL): subgoal horizon (paper.md §3)."""
+"""Keys shared by the two-level agents (HGCBC, HCFGRL): subgoal horizon (docs/method.md#variants)."""
 import ml_collections
 
 from configs.common import base_config

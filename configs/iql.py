@@ -1,4 +1,4 @@
-"""Keys shared by the IQL-based single-task agents (value-guided CFGRL and AWR), paper.md §3."""
+"""Keys shared by the IQL-based single-task agents (value-guided CFGRL and AWR), docs/method.md#variants."""
 import ml_collections
 
 from configs.common import base_config

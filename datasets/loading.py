@@ -1,6 +1,6 @@
 """Resolve an OGBench dataset name to (environment, train, val) with ogbench's own loader, offline if needed.
 
-Resolution order (design.md, data flow): the file in the data directory → ogbench's download → regeneration with
+Resolution order (docs/datasets.md): the file in the data directory → ogbench's download → regeneration with
 OGBench's own environments and oracles (`datasets.generate`) when the recipe needs no expert.
 """
 import os

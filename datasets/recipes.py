@@ -1,7 +1,7 @@
 """The published OGBench data-collection recipes, as tables, plus the scripted oracles that follow them.
 
 The authors' generation scripts are not in the pip package, but the environments and the scripted oracles are
-(shared/ogbench.md). This module holds every number of the recipes in one table per family and the oracle *policies*
+(docs/datasets.md). This module holds every number of the recipes in one table per family and the oracle *policies*
 (how an action is chosen); `datasets.generate` runs them to write datasets and `datasets.validate` runs the very same
 policies on OGBench's evaluation tasks, so what is validated is what generated the data.
 
@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any, Dict, Tuple
 
 # ogbench imports MuJoCo, whose default GLFW backend warns on every import on a headless machine; EGL is the
-# working headless backend (shared/ogbench.md). setdefault keeps whatever the user chose.
+# working headless backend (docs/datasets.md). setdefault keeps whatever the user chose.
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 Cell = Tuple[int, int]
 
 # --------------------------------------------------------------------------------------------------------------------
-# Maze recipes (shared/ogbench.md, "Maze datasets").
+# Maze recipes (docs/datasets.md).
 # --------------------------------------------------------------------------------------------------------------------
 MAZE_ACTION_NOISE = 0.5  # Std of the Gaussian added to the oracle's unit-vector action.
 STITCH_GOAL_BFS_STEPS = 4  # stitch: the goal is a cell exactly this many BFS steps from the start cell.
@@ -43,7 +43,7 @@ MAZE_SIZES: Dict[Tuple[str, str], Tuple[int, int]] = {
 }
 
 # --------------------------------------------------------------------------------------------------------------------
-# Manipulation recipes (shared/ogbench.md, "Manipulation datasets").
+# Manipulation recipes (docs/datasets.md).
 # --------------------------------------------------------------------------------------------------------------------
 MANIP_EPISODE_LENGTH = 1001
 # env (without -v0) → train episodes.

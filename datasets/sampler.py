@@ -1,6 +1,6 @@
 """Goal-relabelling batch samplers: the compiled on-device one used in training and a numpy reference.
 
-Both implement OGBench's GCDataset relabelling (paper.md §4). For a state index t with trajectory end e (the last
+Both implement OGBench's GCDataset relabelling (docs/method.md#goal-sampling). For a state index t with trajectory end e (the last
 valid row of t's trajectory in the compact layout):
 - with probability p_curgoal the goal is state t itself;
 - otherwise, with probability p_trajgoal / (1 − p_curgoal), a future state of the same trajectory:

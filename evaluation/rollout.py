@@ -1,4 +1,4 @@
-"""OGBench evaluation rollouts (paper.md §5): tasks × episodes × guidance weights, lockstep or sequential.
+"""OGBench evaluation rollouts (docs/method.md#evaluation): tasks × episodes × guidance weights, lockstep or sequential.
 
 Protocol: an episode of task k starts with `env.reset(options=dict(task_id=k, render_goal=False))`, its goal is
 `info['goal']`, it ends at termination or truncation, and its success is the final step's `info['success']`.

@@ -4,7 +4,7 @@
         flags.json     main.py's flags (session flags excluded)      config.json   the agent's config
         meta.json      one entry per session: git revision, python and package versions, devices, argv
         eval.csv       one row per evaluation step and guidance weight: step, guidance, overall_success, task<k>
-        summary.json   the last evaluation in design.md's schema
+        summary.json   the last evaluation in the schema of docs/outputs.md
         success.png    success vs w at the last evaluation (w = 1 marked) and success vs step per w
         tb/            TensorBoard events (training curves, evaluation success)
         checkpoints/   orbax checkpoints (experiment.checkpoints)

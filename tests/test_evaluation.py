@@ -1,5 +1,5 @@
 """The lockstep evaluator: same episodes as the sequential loop and in worker processes, finished episodes never
-stepped, one compile per batch shape, and results in design.md's schema."""
+stepped, one compile per batch shape, and results in the schema of docs/outputs.md."""
 import gymnasium
 import numpy as np
 import pytest
