@@ -12,6 +12,8 @@ from networks import GaussianActor, unit_gaussian_nll
 
 
 class AWRAgent(IQLAgent):
+    label_keys = ('alpha',)
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'AWRAgent':
         actor = GaussianActor(tuple(config.actor_hidden_dims), example_batch['actions'].shape[-1])

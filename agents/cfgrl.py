@@ -15,6 +15,10 @@ from networks import VelocityField
 
 
 class CFGRLAgent(Agent):
+    supports_pixels = True
+    baselines = {'gcfbc_nodrop': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (flow GCBC)'
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLAgent':
         goals, actions = example_batch['goals'], example_batch['actions']

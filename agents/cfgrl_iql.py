@@ -24,6 +24,9 @@ def optimality_labels(advantages: jnp.ndarray) -> jnp.ndarray:
 
 
 class CFGRLIQLAgent(IQLAgent):
+    baselines = {'flow_bc_iql': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (flow policy on o = 1)'
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLIQLAgent':
         obs, actions = example_batch['observations'], example_batch['actions']
@@ -45,5 +48,5 @@ class CFGRLIQLAgent(IQLAgent):
         del goals
         labels = jnp.full(observations.shape[0], LABEL_OPTIMAL, jnp.int32)
         actions = flow.sample_guided(self.network.select('actor'), observations, labels, guidance, seed,
-                                     self.action_dim, self.config.flow_steps)
+                                     self.action_dim, self.config.flow_steps, self.guided)
         return jnp.clip(actions, -1.0, 1.0)

@@ -17,6 +17,9 @@ from networks import VelocityField
 
 
 class HCFGRLAgent(Agent):
+    baselines = {'flow_hgcbc': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (flow HGCBC)'
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'HCFGRLAgent':
         goal_dim, action_dim = example_batch['goals'].shape[-1], example_batch['actions'].shape[-1]

@@ -42,6 +42,8 @@ class IQLAgent(Agent):
     """Base of the IQL agents: value and critic losses, advantages and the target update. Subclasses add
     `actor_loss(batch, grad_params, rng)` and `sample_actions`."""
 
+    single_task = True
+
     def value_losses(self, batch: Batch, grad_params: Any) -> Tuple[jnp.ndarray, Info]:
         obs, actions = batch['observations'], batch['actions']
         target_q = jnp.min(self.network.select('target_critic')(obs, actions), axis=0)

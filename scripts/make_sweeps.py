@@ -8,6 +8,7 @@ scripts/launch_local.sh and scripts/launch_slurm.sh, which can append flags (e.g
 import os
 from typing import Dict, List
 
+from agents import is_guided
 from configs import tasks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,8 +40,9 @@ def header(title: str, notes: List[str]) -> List[str]:
             *[f'# {n}' for n in notes], 'set -e', '']
 
 
-def guided(agent: str) -> bool:
-    return agent in ('cfgrl', 'hcfgrl', 'cfgrl_iql')
+def guided(agent: str, overrides: Dict) -> bool:
+    """Whether the cell evaluates a guidance sweep: the agent, with these overrides, is guided (agents registry)."""
+    return is_guided(agent, overrides)
 
 
 def table3() -> List[str]:
@@ -52,7 +54,7 @@ def table3() -> List[str]:
         if task in tasks.TABLE3_HIERARCHICAL:
             variants.update(tasks.HIERARCHICAL_VARIANTS)
         for name, (agent, overrides) in variants.items():
-            w = tasks.GUIDANCE if guided(agent) and overrides.get('p_uncond', 0.1) > 0 else None
+            w = tasks.GUIDANCE if guided(agent, overrides) else None
             for seed in range(tasks.TABLE3_SEEDS):
                 lines.append(command(agent, env, seed, overrides, guidance=w))
     lines += ['', '# Pixel tasks (flat agents): 64×64 images through IMPALA-small with random-shift augmentation,',
@@ -60,7 +62,7 @@ def table3() -> List[str]:
     for task in tasks.TABLE3_PIXEL:
         env = tasks.dataset_name(task, 'oraclerep')
         for name, (agent, overrides) in tasks.FLAT_VARIANTS.items():
-            w = tasks.GUIDANCE if guided(agent) and overrides.get('p_uncond', 0.1) > 0 else None
+            w = tasks.GUIDANCE if guided(agent, overrides) else None
             for seed in range(tasks.TABLE3_PIXEL_SEEDS):
                 lines.append(command(agent, env, seed, {**overrides, **tasks.PIXEL_CONFIG}, guidance=w,
                                      scale=tasks.PIXEL))
