@@ -21,6 +21,11 @@ def expectile_loss(diff: jnp.ndarray, expectile: float) -> jnp.ndarray:
     return weight * diff ** 2
 
 
+def stats(name: str, x: jnp.ndarray) -> Info:
+    """Mean, min and max of `x` as diagnostics `<name>_mean`, `<name>_min`, `<name>_max`."""
+    return {f'{name}_mean': x.mean(), f'{name}_min': x.min(), f'{name}_max': x.max()}
+
+
 def create_iql_agent(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict,
                      actor, actor_inputs: Tuple) -> Agent:
     """Builds an agent whose network holds V, twin Q, a target Q and the given actor module."""
@@ -54,8 +59,10 @@ class IQLAgent(Agent):
         td_target = batch['rewards'] + self.config.discount * batch['masks'] * next_v
         q = self.network.select('critic')(obs, actions, params=grad_params)
         critic_loss = jnp.mean((q - td_target[None]) ** 2)
+        advantage = jnp.min(q, axis=0) - v
         return value_loss + critic_loss, {'value_loss': value_loss, 'critic_loss': critic_loss,
-                                          'v_mean': v.mean(), 'q_mean': q.mean()}
+                                          **stats('v', v), **stats('q', q), **stats('adv', advantage),
+                                          'adv_positive_fraction': jnp.mean(advantage >= 0)}
 
     def advantages(self, batch: Batch) -> jnp.ndarray:
         """A = min(Q1, Q2)(s, a) − V(s) with the online networks; gradients never reach them through A."""

@@ -1,4 +1,4 @@
-"""Config keys shared by every agent: optimisation, pixel observations and goal relabelling (docs/method.md, flow policies and goal sampling)."""
+"""Config keys shared by every agent: optimisation, pixel observations and goal relabelling (docs/method.md)."""
 import ml_collections
 
 

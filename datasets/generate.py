@@ -36,10 +36,24 @@ from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-from datasets.recipes import (REGENERABLE, ManipulationRecipe, MazeOracle, Recipe, UnknownDatasetError,
-                              base_dataset_name, cells_at_bfs_distance, free_cells, get_recipe,
-                              make_collection_env, make_manipulation_oracles, noisy_action_std, num_val_episodes,
-                              scene_episode_healthy, sized, STITCH_GOAL_BFS_STEPS, vertex_cells)
+from datasets.recipes import (
+    REGENERABLE,
+    STITCH_GOAL_BFS_STEPS,
+    MazeOracle,
+    Recipe,
+    UnknownDatasetError,
+    base_dataset_name,
+    cells_at_bfs_distance,
+    free_cells,
+    get_recipe,
+    make_collection_env,
+    make_manipulation_oracles,
+    noisy_action_std,
+    num_val_episodes,
+    scene_episode_healthy,
+    sized,
+    vertex_cells,
+)
 
 __all__ = ['REGENERABLE', 'base_dataset_name', 'ensure_dataset', 'generate', 'check_npz_file',
            'CorruptDatasetError', 'DatasetUnavailableError', 'UnknownDatasetError']
@@ -344,8 +358,8 @@ def check_npz_file(path: str) -> Dict[str, tuple]:
 
     Returns {key: shape}. Raises CorruptDatasetError naming the file otherwise; the file is left untouched.
     """
-    advice = (f'It was left untouched: inspect it, or delete it (and its train/-val partner) so that it can be '
-              f'downloaded or regenerated.')
+    advice = ('It was left untouched: inspect it, or delete it (and its train/-val partner) so that it can be '
+              'downloaded or regenerated.')
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()

@@ -23,10 +23,25 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from datasets.generate import (check_npz_file, dataset_paths, episode_rngs, legacy_global_seed,
-                               resolve_dataset_dir, run_manipulation_episode, run_maze_episode)
-from datasets.recipes import (POINT_MAX_STEP, MazeOracle, MazeRecipe, Recipe, free_cells, get_recipe, make_env,
-                              make_manipulation_oracles)
+from datasets.generate import (
+    check_npz_file,
+    dataset_paths,
+    episode_rngs,
+    legacy_global_seed,
+    resolve_dataset_dir,
+    run_manipulation_episode,
+    run_maze_episode,
+)
+from datasets.recipes import (
+    POINT_MAX_STEP,
+    MazeOracle,
+    MazeRecipe,
+    Recipe,
+    free_cells,
+    get_recipe,
+    make_env,
+    make_manipulation_oracles,
+)
 
 NUM_EVAL_TASKS = 5  # OGBench evaluates every environment on task_id 1..5.
 DEFAULT_EVAL_EPISODES = 5  # Oracle episodes per evaluation task in the CLI.

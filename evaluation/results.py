@@ -96,8 +96,8 @@ def seeds_csv_rows(results: Sequence[EvalResult]) -> List[Dict[str, object]]:
 
 
 def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name: str, agent: str) -> Dict:
-    """summary.json of a multi-seed run: the schema of docs/outputs.md with success averaged over seeds, plus `seeds` and,
-    per weight, the std over seeds and each seed's overall success."""
+    """summary.json of a multi-seed run (docs/outputs.md): success averaged over seeds, plus `seeds` and, per weight,
+    the std over seeds and each seed's overall success."""
     summary = results[0].summary(env_name, agent)
     for i, key in enumerate(results[0].keys):
         overall = np.array([float(r.overall_success[i]) for r in results])

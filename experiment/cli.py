@@ -23,7 +23,7 @@ NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
 IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
 SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
-                 'num_processes', 'process_id')
+                 'num_processes', 'process_id', 'eval_device')
 
 Settings = types.SimpleNamespace  # main.py's flag values (config excluded), by flag name.
 
@@ -218,6 +218,14 @@ def validate(settings: Settings) -> None:
         raise UsageError(f'--eval_max_envs must be positive, got {settings.eval_max_envs}.')
     if settings.eval_max_steps is not None and settings.eval_max_steps < 1:
         raise UsageError(f'--eval_max_steps must be positive, got {settings.eval_max_steps}.')
+    if settings.eval_device is not None:
+        import jax
+
+        try:
+            jax.local_devices(backend=settings.eval_device)
+        except RuntimeError:
+            raise UsageError(f'--eval_device={settings.eval_device}: no such device here; this machine has '
+                             f'{sorted({d.platform for d in jax.devices()} | {"cpu"})}.') from None
     task_ids(settings)
     guidance_weights(settings, guided=True)
 

@@ -14,7 +14,7 @@ from agents import get_agent_class
 from agents.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
-from evaluation.results import format_table, seeds_csv_rows
+from evaluation.results import format_table
 from evaluation.rollout import EvalPlan, Evaluator, is_single_task, single_task_id
 from experiment import cli
 from experiment.checkpoints import locate_checkpoint
@@ -131,7 +131,8 @@ def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
     plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
                     guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes)
     return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
-                     video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs)
+                     video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs,
+                     device=settings.eval_device)
 
 
 def example_batch(env_name: str, config: ml_collections.ConfigDict) -> Dict[str, np.ndarray]:
@@ -186,12 +187,8 @@ def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_c
     out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
                        cli.config_to_dict(config), step, notes)
     with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
-        result = evaluator(agent, step)
-    if isinstance(result, list):
-        out.record_seed_evals(result, seeds(settings), settings.env_name, settings.agent)
-        print(format_table(seeds_csv_rows(result), f'mean of {len(result)} seeds'))
-    else:
-        out.record_eval(result, settings.env_name, settings.agent)
-        print(result.table())
+        results = evaluator(agent, step)
+    rows = out.record_results(results, seeds(settings), settings.env_name, settings.agent)
+    print(results[0].table() if len(results) == 1 else format_table(rows, f'mean of {len(results)} seeds'))
     print(f'Results: {out.path}')
     return EXIT_OK

@@ -110,7 +110,8 @@ def test_changing_guidance_does_not_recompile(tiny_dataset):
     compiled = sample._cache_size()
     for w in (0.0, 1.5, 2.0, 3.0):
         agent.sample_actions(obs, goals, rng, guidance=w).block_until_ready()
-        agent.sample_actions(obs, goals, rng, guidance=np.linspace(0, w, obs.shape[0], dtype=np.float32)).block_until_ready()
+        per_row = np.linspace(0, w, obs.shape[0], dtype=np.float32)
+        agent.sample_actions(obs, goals, rng, guidance=per_row).block_until_ready()
     assert sample._cache_size() == compiled
 
 

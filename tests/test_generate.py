@@ -13,13 +13,19 @@ import sys
 import urllib.error
 
 import numpy as np
+import ogbench
 import pytest
 
-import ogbench
 from datasets import generate as gen
 from datasets import validate as val
-from datasets.recipes import (REGENERABLE, UnknownDatasetError, base_dataset_name, get_recipe, make_env,
-                              scene_episode_healthy)
+from datasets.recipes import (
+    REGENERABLE,
+    UnknownDatasetError,
+    base_dataset_name,
+    get_recipe,
+    make_env,
+    scene_episode_healthy,
+)
 
 EPISODES = 2
 LENGTH = 51

@@ -126,6 +126,35 @@ def test_a_run_writes_every_artefact(run_a):
     assert (run_a / 'success.png').stat().st_size > 0
     assert list((run_a / 'tb').glob('events.out.tfevents.*'))
     assert checkpoint_steps(run_a) == [60, 80, 100]  # max_to_keep = 3.
+    train = (run_a / 'train.csv').read_text().splitlines()
+    assert train[0].startswith('step,actor_loss') and 'val_loss' in train[0].split(',')
+    assert len(train) == 1 + TRAIN_STEPS // 10  # One row per log step.
+
+
+def test_value_agents_log_value_diagnostics(workspace):
+    result = run_main(workspace, '--agent=cfgrl_iql', '--env_name=pointmaze-medium-navigate-singletask-v0',
+                      '--train_steps=10', '--log_interval=10', '--eval_episodes=0', '--config.batch_size=32',
+                      '--config.actor_hidden_dims=32,32', '--config.value_hidden_dims=32,32',
+                      f'--save_dir={workspace / "iql"}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (workspace / 'iql' / 'pointmaze-medium-navigate-singletask-v0' / 'cfgrl_iql').iterdir()
+    columns = (run / 'train.csv').read_text().splitlines()[0].split(',')
+    for key in ('v_mean', 'q_min', 'adv_max', 'adv_positive_fraction', 'optimal_fraction', 'val_loss'):
+        assert key in columns
+    from tensorboardX.proto import event_pb2  # The same diagnostics in TensorBoard.
+
+    (events,) = (run / 'tb').glob('events.out.tfevents.*')
+    tags = {v.tag for record in _tfrecords(events) for v in event_pb2.Event.FromString(record).summary.value}
+    assert {'train/adv_mean', 'train/adv_positive_fraction', 'val/loss'} <= tags
+
+
+def _tfrecords(path):
+    data, records, i = path.read_bytes(), [], 0
+    while i < len(data):
+        length = int.from_bytes(data[i:i + 8], 'little')
+        records.append(data[i + 12:i + 12 + length])
+        i += 12 + length + 4
+    return records
 
 
 def test_sigkill_then_resume_ends_bitwise_equal(workspace, run_a):
@@ -184,6 +213,15 @@ def test_resume_with_other_settings_is_refused_naming_them(workspace, run_a):
     assert 'config.batch_size: 32 -> 64' in result.stderr and '--seed: 0 -> 3' in result.stderr
     assert '--force' in result.stderr
     assert (run_a / 'meta.json').read_text() == meta
+
+
+def test_resume_with_a_shape_changing_config_is_refused_even_with_force(workspace, run_a):
+    run = Path(shutil.copytree(run_a, workspace / 'shape_run'))
+    before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
+    result = run_main(workspace, f'--resume={run}', '--force', '--config.actor_hidden_dims=16,16')
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'does not fit the current config' in result.stderr and 'Traceback' not in result.stderr
+    assert {p: p.read_bytes() for p in run.rglob('*') if p.is_file()} == before
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(workspace, run_a):
@@ -298,6 +336,10 @@ def test_two_processes_with_distributed_train_one_run_like_one_process(workspace
     (['--eval_tasks=0,9'], '1..5'),
     (['--num_seeds=0'], '--num_seeds must be positive'),
     (['--unknown_flag=1'], 'Unknown command line flag'),
+    (['--eval_guidance=1,x'], '--eval_guidance must be numbers'),
+    (['--eval_episodes=2', '--video_episodes=3'], '--video_episodes=3 exceeds --eval_episodes=2'),
+    (['--eval_device=tpu'], '--eval_device=tpu: no such device'),
+    (['--resume=/'], 'is not a run directory'),
 ])
 def test_bad_command_lines_fail_before_any_work(workspace, args, expected):
     result = run_main(workspace, *args, f'--save_dir={workspace / "bad"}', timeout=120)

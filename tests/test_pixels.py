@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import AGENTS, get_agent_class, get_config, pixels, pixel_agents, variants
+from agents import AGENTS, get_agent_class, get_config, pixel_agents, pixels, variants
 from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from networks import ENCODERS, ImpalaEncoder

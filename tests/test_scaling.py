@@ -121,7 +121,7 @@ MULTI_PROCESS_SCRIPT = textwrap.dedent('''
 
 
 def _losses(out: str) -> np.ndarray:
-    line = next(l for l in out.splitlines() if l.startswith('LOSSES '))
+    line = next(row for row in out.splitlines() if row.startswith('LOSSES '))
     return np.array([float(x) for x in line.split()[1].split(',')])
 
 
