@@ -215,6 +215,22 @@ def test_resume_with_other_settings_is_refused_naming_them(workspace, run_a):
     assert (run_a / 'meta.json').read_text() == meta
 
 
+def test_a_run_directory_written_by_an_earlier_version_evaluates_and_resumes(workspace):
+    """tests/fixtures/run_7c9eb26: a 20-step run written by main.py at commit 7c9eb26 (before train.csv)."""
+    run = Path(shutil.copytree(REPO / 'tests' / 'fixtures' / 'run_7c9eb26', workspace / 'old_run'))
+    flags = json.loads((run / 'flags.json').read_text())
+    (run / 'flags.json').write_text(json.dumps({**flags, 'dataset_dir': str(workspace / 'data')}))
+    result = run_main(workspace, '--eval_only', f'--restore_path={run}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (run / 'evals').iterdir()
+    assert json.loads((out / 'summary.json').read_text())['step'] == 20
+    result = run_main(workspace, f'--resume={run}', '--train_steps=30')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checkpoint_steps(run)[-1] == 30
+    assert [row.split(',')[0] for row in (run / 'eval.csv').read_text().splitlines()[1:]] == ['20', '20', '30', '30']
+    assert (run / 'train.csv').read_text().splitlines()[1].startswith('30,')
+
+
 def test_resume_with_a_shape_changing_config_is_refused_even_with_force(workspace, run_a):
     run = Path(shutil.copytree(run_a, workspace / 'shape_run'))
     before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
