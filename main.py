@@ -19,7 +19,7 @@ from ml_collections import config_flags
 
 from agents import AGENTS
 from agents.trainer import ChunkedTrainer, initialize_distributed
-from datasets.generate import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
+from datasets.files import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
 from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.rollout import EVAL_MODES

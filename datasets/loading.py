@@ -54,7 +54,7 @@ def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None,
     """
     import ogbench
 
-    from datasets.generate import ensure_dataset
+    from datasets.files import ensure_dataset
 
     check_dataset_name(dataset_name)
     if 'cube' in dataset_name or 'scene' in dataset_name or 'puzzle' in dataset_name:

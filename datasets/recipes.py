@@ -21,6 +21,8 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
 
+from datasets.files import UnknownDatasetError, base_dataset_name  # noqa: F401  (part of this API)
+
 Cell = Tuple[int, int]
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -151,26 +153,6 @@ def _build_recipes() -> Dict[str, Recipe]:
 
 RECIPES: Dict[str, Recipe] = _build_recipes()
 REGENERABLE: Tuple[str, ...] = tuple(RECIPES)
-
-
-class UnknownDatasetError(ValueError):
-    """A dataset name this module cannot regenerate; the message says why and what to do instead."""
-
-
-def base_dataset_name(name: str) -> str:
-    """The dataset file stem behind an OGBench name, derived exactly as `ogbench.make_env_and_datasets` does.
-
-    `-oraclerep` and `-singletask[-taskN]` variants read the plain dataset's file, so they need no file of their own:
-    pointmaze-medium-navigate-oraclerep-v0 → pointmaze-medium-navigate-v0,
-    cube-single-play-singletask-task2-v0 → cube-single-play-v0.
-    """
-    splits = name.split('-')
-    if 'singletask' in splits:
-        pos = splits.index('singletask')
-        return '-'.join(splits[:pos] + splits[-1:])
-    if 'oraclerep' in splits:
-        return '-'.join(splits[:-2] + splits[-1:])
-    return name
 
 
 def get_recipe(name: str) -> Recipe:
