@@ -15,7 +15,6 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # Headless rendering (videos); must b
 import jax
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from agents import AGENTS
 from agents.trainer import ChunkedTrainer, initialize_distributed
@@ -29,7 +28,7 @@ from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('agent', cli.DEFAULT_AGENT, sorted(AGENTS), 'Agent (registry name).')
+flags.DEFINE_string('agent', cli.DEFAULT_AGENT, f'Agent (registry name): {", ".join(sorted(AGENTS))}.')
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset name.')
 flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data).')
 flags.DEFINE_integer('seed', 0, 'Seed of the agent, the batch sampler and the evaluation episodes.')
@@ -64,8 +63,8 @@ flags.DEFINE_bool('distributed', False, 'Multi-host: join a jax.distributed job 
 flags.DEFINE_string('coordinator_address', None, 'With --distributed: host:port of process 0.')
 flags.DEFINE_integer('num_processes', None, 'With --distributed: how many processes the job has.')
 flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s index (0 writes and evaluates).')
-# The config's defaults depend on --agent, --resume or --restore_path, so they are read from argv first.
-config_flags.DEFINE_config_dict('config', cli.initial_config(sys.argv), 'Agent config (configs/<agent>.py).')
+# --config.<key>=value: defined by cli.parse_command_line, its defaults depending on --agent, --resume or
+# --restore_path.
 
 
 def main(_):
@@ -93,7 +92,7 @@ def main(_):
     sampling = GoalSamplingConfig.from_config(config)
     data = device_dataset(train)
     example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(settings.seed), sampling))
-    agent = session.create_agent(settings, example, config)
+    agent = session.create_agent(settings.agent, settings.seeds, example, config)
 
     run = run or session.new_run_dir(settings)
     checkpointer = Checkpointer(run.checkpoint_dir)
@@ -127,4 +126,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_command_line)

@@ -59,18 +59,13 @@ def new_run_dir(settings: cli.Settings) -> RunDir:
     return RunDir(path)
 
 
-def seeds(settings: cli.Settings) -> List[int]:
-    """The seeds of a run: `seed` alone, or seed, seed + 1, ... with --num_seeds."""
-    return list(range(settings.seed, settings.seed + settings.num_seeds))
-
-
-def create_agent(settings: cli.Settings, example: Dict[str, np.ndarray], config: ml_collections.ConfigDict):
-    """The run's freshly initialised agent; with --num_seeds > 1, one per seed stacked along a leading axis
-    (seed k initialised exactly as a single run with seed k)."""
-    agent_cls = get_agent_class(settings.agent)
-    if settings.num_seeds == 1:
-        return agent_cls.create(settings.seed, example, config)
-    return create_agents(agent_cls, seeds(settings), example, config)
+def create_agent(agent: str, seeds: List[int], example: Dict[str, np.ndarray], config: ml_collections.ConfigDict):
+    """A freshly initialised agent; with several seeds, one per seed stacked along a leading axis (seed k
+    initialised exactly as a single run with seed k)."""
+    agent_cls = get_agent_class(agent)
+    if len(seeds) == 1:
+        return agent_cls.create(seeds[0], example, config)
+    return create_agents(agent_cls, seeds, example, config)
 
 
 def initial_sampler_rng(seed: int, num_seeds: int = 1) -> jax.Array:
@@ -112,7 +107,7 @@ def training_mesh(settings: cli.Settings, config: ml_collections.ConfigDict) -> 
 def checkpoint_meta(settings: cli.Settings, config: ml_collections.ConfigDict) -> Dict:
     """What every checkpoint carries besides arrays, so that it can be re-evaluated on its own."""
     return {'agent': settings.agent, 'env_name': settings.env_name, 'seed': settings.seed,
-            'num_seeds': settings.num_seeds, 'seeds': seeds(settings), 'config': cli.config_to_dict(config)}
+            'num_seeds': settings.num_seeds, 'seeds': settings.seeds, 'config': cli.config_to_dict(config)}
 
 
 def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
@@ -155,8 +150,8 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
     checkpointer, step, _ = locate_checkpoint(path)
     meta = checkpointer.read_meta(step)
     config = cli.config_from_dict(meta['config'])
-    trained = cli.Settings(agent=meta['agent'], seed=meta['seed'], num_seeds=meta.get('num_seeds', 1))
-    template = create_agent(trained, example_batch(meta['env_name'], config), config)
+    seeds = list(range(meta['seed'], meta['seed'] + meta.get('num_seeds', 1)))
+    template = create_agent(meta['agent'], seeds, example_batch(meta['env_name'], config), config)
     agent = checkpointer.restore(template, step)[0]
     checkpointer.close()
     return agent, meta, step
@@ -181,14 +176,14 @@ def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_c
 
     parent = os.path.join(run_path, RunDir.EVALS) if run_path else os.path.join(
         settings.save_dir, settings.env_name, settings.agent)
-    template = create_agent(settings, example_batch(settings.env_name, config), config)
+    template = create_agent(settings.agent, settings.seeds, example_batch(settings.env_name, config), config)
     agent, _, _ = checkpointer.restore(template, step)
     out = RunDir.create(parent, f'{RunDir.default_name(settings.seed, settings.num_seeds)}_step{step}')
     out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
                        cli.config_to_dict(config), step, notes)
     with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
         results = evaluator(agent, step)
-    rows = out.record_results(results, seeds(settings), settings.env_name, settings.agent)
+    rows = out.record_results(results, settings.seeds, settings.env_name, settings.agent)
     print(results[0].table() if len(results) == 1 else format_table(rows, f'mean of {len(results)} seeds'))
     print(f'Results: {out.path}')
     return EXIT_OK

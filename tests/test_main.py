@@ -365,19 +365,20 @@ def test_bad_command_lines_fail_before_any_work(workspace, args, expected):
     assert not (workspace / 'bad').exists()
 
 
+def test_a_flagfile_chooses_the_agent_whose_config_keys_apply(workspace, tmp_path):
+    flagfile = tmp_path / 'flags.txt'
+    flagfile.write_text('--agent=gcbc\n--config.use_goals=False\n--config.nope=1\n')
+    result = run_main(workspace, f'--flagfile={flagfile}', f'--save_dir={workspace / "bad"}', timeout=120)
+    assert result.returncode == 2 and "Unknown config key 'nope' for agent 'gcbc'" in result.stderr, result.stderr
+    assert not (workspace / 'bad').exists()
+
+
 def test_schedule_chunks_divide_every_interval():
     schedule = Schedule(train_steps=1_000_000, log_interval=5_000, eval_interval=100_000, save_interval=250_000)
     assert schedule.chunk == 1_000
     odd = Schedule(train_steps=95, log_interval=30, eval_interval=45, save_interval=90)
     assert odd.chunk == 15 and odd.chunk_end(90) == 95 and odd.chunk_end(0) == 15
     assert odd.due(95, odd.eval_interval) and odd.due(45, odd.eval_interval) and not odd.due(30, odd.eval_interval)
-
-
-def test_peeking_flags_before_absl():
-    argv = ['main.py', '--agent', 'gcbc', '--eval_only', '--resume=/x', '--noforce']
-    assert cli.peek_flag(argv, 'agent') == 'gcbc' and cli.peek_flag(argv, 'resume') == '/x'
-    assert cli.peek_bool(argv, 'eval_only') and not cli.peek_bool(argv, 'force')
-    assert cli.peek_flag(argv, 'seed') is None
 
 
 def test_config_json_round_trip():
