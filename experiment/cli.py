@@ -81,7 +81,13 @@ def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues = flag
     Unknown agents, config keys and flags, and a missing run or checkpoint, exit with the reason before any work."""
     try:
         rest = flag_values(argv, known_only=True)  # Every flag but --config.*; expands --flagfile.
-        config = _base_config(flag_values)
+        from experiment import restore
+
+        config = restore.saved_config(flag_values.resume, flag_values.restore_path, flag_values.eval_only)
+        if config is None:
+            from agents import get_config
+
+            config = get_config(flag_values.agent)
         _check_override_keys(rest, config)
         config_flags.DEFINE_config_dict('config', config, 'Agent config (configs/<agent>.py).',
                                         flag_values=flag_values)
@@ -96,21 +102,6 @@ def settings_from_flags(flag_values: flags.FlagValues) -> Tuple[Settings, Set[st
     names = [field.name for field in dataclasses.fields(Settings)]
     return (Settings(**{name: flag_values[name].value for name in names}),
             {name for name in names if flag_values[name].present})
-
-
-def _base_config(flag_values: flags.FlagValues) -> ml_collections.ConfigDict:
-    from agents import get_config
-
-    if flag_values.resume:
-        from experiment.run_dir import RunDir
-
-        return config_from_dict(RunDir.open(flag_values.resume).read_json(RunDir.CONFIG))
-    if flag_values.restore_path and flag_values.eval_only:
-        from experiment.checkpoints import locate_checkpoint
-
-        checkpointer, step, _ = locate_checkpoint(flag_values.restore_path)
-        return config_from_dict(checkpointer.read_meta(step)['config'])
-    return get_config(flag_values.agent)
 
 
 def _check_override_keys(args: Sequence[str], config: ml_collections.ConfigDict) -> None:
@@ -143,21 +134,6 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
     return config
 
 
-def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    """'config.<key>: old -> new' for each key whose value differs. A key the saved config (`old`) lacks but whose
-    new value is the agent's default is no difference: it was added to the code after that run was saved, with the
-    behaviour the run had."""
-    from agents import get_config
-
-    try:
-        defaults = config_to_dict(get_config(new.get('agent_name', old.get('agent_name', ''))))
-    except ValueError:  # An unknown agent: no defaults to compare with.
-        defaults = {}
-    return [f'config.{key}: {old.get(key, "<absent>")} -> {new.get(key, "<absent>")}'
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)
-            and not (key not in old and key in defaults and new.get(key) == defaults[key])]
-
-
 def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
     """Types the flag parser cannot check: tuple elements (`--config.actor_hidden_dims=a,b` parses as ('a,b',))
     and the agent the config belongs to."""
@@ -180,20 +156,6 @@ def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
 def recorded(settings: Settings) -> Dict[str, Any]:
     """The settings a run records in flags.json (session flags excluded)."""
     return {k: v for k, v in dataclasses.asdict(settings).items() if k not in SESSION_FLAGS}
-
-
-def merge_saved(settings: Settings, explicit: Set[str], saved: Dict[str, Any]) -> Tuple[Settings, List[str]]:
-    """Settings of a continued run: the saved value of every flag not given on this command line.
-
-    Returns (merged settings, the identity flags given with a different value: refused unless --force)."""
-    merged = {k: (v if k in explicit or k not in saved else saved[k])
-              for k, v in dataclasses.asdict(settings).items()}
-    changed = [f'--{k}: {saved[k]} -> {merged[k]}' for k in IDENTITY_FLAGS if k in saved and saved[k] != merged[k]]
-    saved_seeds = saved.get('num_seeds', 1)  # Runs from before --num_seeds had one seed.
-    if merged['num_seeds'] != saved_seeds:  # The checkpoint's arrays have one row per seed: not forceable.
-        raise UsageError(f'--num_seeds={merged["num_seeds"]} cannot differ from the {saved_seeds} seed(s) '
-                         'the run or checkpoint was trained with.')
-    return Settings(**merged), changed
 
 
 def check_mode(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_bat
 from evaluation.envs import EnvFactory, reset_episode
 from evaluation.results import format_table
 from evaluation.rollout import EvalPlan, Evaluator, is_single_task, single_task_id
-from experiment import cli
+from experiment import cli, restore
 from experiment.checkpoints import locate_checkpoint
 from experiment.loop import EXIT_OK
 from experiment.run_dir import RunDir
@@ -26,23 +26,14 @@ SAMPLER_STREAM = 1  # The sampler's key is fold_in(PRNGKey(seed), 1): independen
 
 def resolve_settings(settings: cli.Settings, explicit: Set[str],
                      config: ml_collections.ConfigDict) -> Tuple[cli.Settings, Optional[RunDir], List[str]]:
-    """Validated settings, the run directory being resumed (None for a new run) and notes for meta.json.
-
-    On --resume, flags not given take the run's saved values; a changed identity flag (agent, env, seed, dataset)
-    or a config override that differs from the saved config is refused, naming each difference, unless --force.
-    Nothing is created here: a new run's directory is made once its data has loaded.
-    """
-    run, changes = None, []
+    """Validated settings, the run directory being resumed (None for a new run) and notes for meta.json. Nothing
+    is created here: a new run's directory is made once its data has loaded."""
+    run, notes = None, []
     if settings.resume:
-        run = RunDir.open(settings.resume)
-        settings, changes = cli.merge_saved(settings, explicit, run.read_json(RunDir.FLAGS))
-        changes += cli.config_differences(run.read_json(RunDir.CONFIG), cli.config_to_dict(config))
-        if changes and not settings.force:
-            raise cli.UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
-                                 'Pass --force to resume anyway.')
+        settings, run, notes = restore.resume(settings, explicit, config)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
-    return settings, run, [f'forced change on resume: {c}' for c in changes]
+    return settings, run, notes
 
 
 def new_run_dir(settings: cli.Settings) -> RunDir:
@@ -159,21 +150,12 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
 
 def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
     """--eval_only: evaluates a checkpoint into a new folder (never clobbering), `<run>/evals/<time>_step<N>/` when
-    the checkpoint belongs to a run directory, else under --save_dir. Agent, environment and seed default to the
-    checkpoint's; config overrides apply (e.g. another flow_steps) and are recorded."""
-    checkpointer, step, run_path = locate_checkpoint(settings.restore_path)
-    meta = checkpointer.read_meta(step)
-    settings, changes = cli.merge_saved(settings, explicit, meta)
-    if changes and not settings.force:
-        raise cli.UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
-                             'Pass --force to evaluate it anyway.')
+    the checkpoint belongs to a run directory, else under --save_dir (experiment.restore.eval_only)."""
+    settings, checkpointer, step, run_path, notes = restore.eval_only(settings, explicit, config)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
     if settings.eval_episodes == 0:
         raise cli.UsageError('--eval_only needs --eval_episodes > 0.')
-    notes = [f'restored from {checkpointer.directory}/{step}']
-    notes += [f'config override: {c}' for c in cli.config_differences(meta['config'], cli.config_to_dict(config))]
-
     parent = os.path.join(run_path, RunDir.EVALS) if run_path else os.path.join(
         settings.save_dir, settings.env_name, settings.agent)
     template = create_agent(settings.agent, settings.seeds, example_batch(settings.env_name, config), config)

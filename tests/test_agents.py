@@ -10,6 +10,9 @@ from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_bat
 from tests.conftest import tiny_config
 
 VARIANTS = variants()  # Every registered agent and each baseline it declares.
+# The fast path (pytest -m "not slow") takes every agent at its defaults; the baselines run in the full suite.
+VARIANT_PARAMS = [pytest.param(name, overrides, marks=[pytest.mark.slow] if overrides else [])
+                  for name, overrides in VARIANTS]
 
 
 def single_task(name):
@@ -44,9 +47,9 @@ def test_defaults_are_the_papers():
     assert get_config('cfgrl').p_uncond == 0.1 and get_config('cfgrl').flow_steps == 16
 
 
-@pytest.mark.parametrize('name,overrides', VARIANTS)
-def test_update_changes_params_and_learning_lowers_the_loss(dataset_for, name, overrides):
-    agent, sampling, data, example = _setup(name, dataset_for(name), **overrides)
+@pytest.mark.parametrize('name,overrides', VARIANT_PARAMS)
+def test_update_changes_every_parameter(dataset_for, name, overrides):
+    agent, _, _, example = _setup(name, dataset_for(name), **overrides)
     before = jax.tree.map(np.array, agent.network.params)
     new_agent, info = jax.jit(lambda a, b: a.update(b))(agent, example)
     changed = jax.tree.map(lambda x, y: not np.allclose(x, y), before, new_agent.network.params)
@@ -56,8 +59,13 @@ def test_update_changes_params_and_learning_lowers_the_loss(dataset_for, name, o
     assert np.isfinite(float(info['actor_loss']))
     assert int(new_agent.network.step) == 1
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,overrides', VARIANTS)
+def test_learning_lowers_the_loss(dataset_for, name, overrides):
+    agent, sampling, data, _ = _setup(name, dataset_for(name), **overrides)
     trainer = ChunkedTrainer(sampling, data, chunk_size=20)
-    agent, rng, infos = trainer.run(new_agent, jax.random.PRNGKey(1), 20)
+    agent, rng, infos = trainer.run(agent, jax.random.PRNGKey(1), 20)
     key = 'critic_loss' if single_task(name) else 'actor_loss'  # AWR's actor loss re-weights as A is learnt.
     first = float(np.mean(infos[key]))
     agent, rng, infos = trainer.run(agent, rng, 60)
@@ -65,7 +73,7 @@ def test_update_changes_params_and_learning_lowers_the_loss(dataset_for, name, o
     assert last < first, (first, last)
 
 
-@pytest.mark.parametrize('name,overrides', VARIANTS)
+@pytest.mark.parametrize('name,overrides', VARIANT_PARAMS)
 def test_sample_actions_shape_and_range(dataset_for, name, overrides):
     agent, _, _, example = _setup(name, dataset_for(name), **overrides)
     kwargs = {'guidance': 3.0} if agent.guided else {}
@@ -164,6 +172,7 @@ def test_awr_actor_loss_does_not_train_the_critic(tiny_singletask_dataset, monke
     assert max(critic_grads()) > 0  # Without it the weights would train the critic: the check above can fail.
 
 
+@pytest.mark.slow
 def test_target_critic_follows_by_polyak_averaging(tiny_singletask_dataset):
     agent, _, _, example = _setup('awr', tiny_singletask_dataset)
     target0 = jax.tree.map(np.array, agent.network.params['modules_target_critic'])
@@ -179,7 +188,7 @@ def test_a_registered_agent_is_picked_up_by_tests_sweeps_and_aggregation(monkeyp
     monkeypatch.setitem(AGENTS, 'toy', ('tests.toy_agent:ToyAgent', 'tests.toy_agent'))
     assert get_config('toy').agent_name == 'toy'
     assert ('toy', {}) in variants() and ('toy', {'p_uncond': 0.0}) in variants()
-    test_update_changes_params_and_learning_lowers_the_loss(lambda name: tiny_dataset, 'toy', {})
+    test_update_changes_every_parameter(lambda name: tiny_dataset, 'toy', {})
     test_sample_actions_shape_and_range(lambda name: tiny_dataset, 'toy', {})
     assert is_guided('toy') and not is_guided('toy', {'p_uncond': 0.0})
     assert variant_label('toy', {'p_uncond': 0.0}) == 'toy_nodrop' and variant_label('toy', {}) == 'toy'

@@ -34,6 +34,7 @@ LENGTH = 51
 pytestmark = pytest.mark.filterwarnings('ignore:.*precision lowered by casting to float32:UserWarning')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+FAST_FAMILIES = ('pointmaze-medium-navigate-v0', 'cube-single-play-v0')  # The rest run in the full suite.
 FAMILIES = [
     'pointmaze-medium-navigate-v0',
     'pointmaze-teleport-stitch-v0',
@@ -78,7 +79,8 @@ def offline(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize('name', FAMILIES)
+@pytest.mark.parametrize('name', [pytest.param(name, marks=[] if name in FAST_FAMILIES else [pytest.mark.slow])
+                                  for name in FAMILIES])
 def test_family_generates_and_loads_with_ogbench(generated, name):
     train_path = generated(name)
     assert train_path.endswith(f'{name}.npz') and os.path.exists(train_path.replace('.npz', '-val.npz'))
@@ -101,7 +103,8 @@ def test_family_generates_and_loads_with_ogbench(generated, name):
     env.close()
 
 
-@pytest.mark.parametrize('name', ['pointmaze-teleport-navigate-v0', 'scene-noisy-v0'])
+@pytest.mark.parametrize('name', ['pointmaze-teleport-navigate-v0',
+                                  pytest.param('scene-noisy-v0', marks=pytest.mark.slow)])
 def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, name):
     """Episodes are seeded by (seed, index) alone: 1 or 2 workers, and whichever episode a worker ran before,
     the files are identical; another seed changes them."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiment import cli
+from experiment import cli, restore
 from experiment.loop import Schedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,6 +131,7 @@ def test_a_run_writes_every_artefact(run_a):
     assert len(train) == 1 + TRAIN_STEPS // 10  # One row per log step.
 
 
+@pytest.mark.slow
 def test_value_agents_log_value_diagnostics(workspace):
     result = run_main(workspace, '--agent=cfgrl_iql', '--env_name=pointmaze-medium-navigate-singletask-v0',
                       '--train_steps=10', '--log_interval=10', '--eval_episodes=0', '--config.batch_size=32',
@@ -157,6 +158,7 @@ def _tfrecords(path):
     return records
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_bitwise_equal(workspace, run_a):
     proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "b"}')
     try:
@@ -174,6 +176,7 @@ def test_sigkill_then_resume_ends_bitwise_equal(workspace, run_a):
     assert len(sessions) == 2 and sessions[1]['start_step'] >= 20
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_ends_bitwise_equal(workspace, run_a):
     proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "c"}')
     try:
@@ -215,6 +218,7 @@ def test_resume_with_other_settings_is_refused_naming_them(workspace, run_a):
     assert (run_a / 'meta.json').read_text() == meta
 
 
+@pytest.mark.slow
 def test_a_run_directory_written_by_an_earlier_version_evaluates_and_resumes(workspace):
     """tests/fixtures/run_7c9eb26: a 20-step run written by main.py at commit 7c9eb26 (before train.csv)."""
     run = Path(shutil.copytree(REPO / 'tests' / 'fixtures' / 'run_7c9eb26', workspace / 'old_run'))
@@ -231,6 +235,7 @@ def test_a_run_directory_written_by_an_earlier_version_evaluates_and_resumes(wor
     assert (run / 'train.csv').read_text().splitlines()[1].startswith('30,')
 
 
+@pytest.mark.slow
 def test_resume_with_a_shape_changing_config_is_refused_even_with_force(workspace, run_a):
     run = Path(shutil.copytree(run_a, workspace / 'shape_run'))
     before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
@@ -240,6 +245,7 @@ def test_resume_with_a_shape_changing_config_is_refused_even_with_force(workspac
     assert {p: p.read_bytes() for p in run.rglob('*') if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(workspace, run_a):
     run = Path(shutil.copytree(run_a, workspace / 'nan_run'))
     result = run_main(workspace, f'--resume={run}', '--force', '--config.lr=1e30', f'--train_steps={TRAIN_STEPS + 40}')
@@ -260,6 +266,7 @@ def run_seeds(workspace):
     return only_run_dir(workspace / 'seeds')
 
 
+@pytest.mark.slow
 def test_num_seeds_trains_each_seed_like_its_own_run(workspace, run_a, run_seeds):
     single = run_main(workspace, *TRAIN_FLAGS, '--seed=1', f'--save_dir={workspace / "seed1"}')
     assert single.returncode == 0, single.stderr[-3000:]
@@ -275,6 +282,7 @@ def test_num_seeds_trains_each_seed_like_its_own_run(workspace, run_a, run_seeds
                 np.testing.assert_array_equal(stacked[key][k], value, err_msg=key)
 
 
+@pytest.mark.slow
 def test_num_seeds_reports_each_seed_and_their_mean(workspace, run_seeds):
     from scripts.aggregate import find_runs
 
@@ -294,6 +302,7 @@ def test_num_seeds_reports_each_seed_and_their_mean(workspace, run_seeds):
     assert find_runs([str(run_seeds)]) == [str(run_seeds / 'seed_0'), str(run_seeds / 'seed_1')]
 
 
+@pytest.mark.slow
 def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
     result = run_main(workspace, '--eval_only', f'--restore_path={run_seeds}', '--eval_guidance=3',
                       '--eval_tasks=1', '--eval_max_steps=5')
@@ -307,6 +316,7 @@ def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
     assert refused.returncode == 2 and 'one seed of the multi-seed run' in refused.stderr, refused.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_load_checkpoint_agent_rebuilds_the_stacked_seeds(run_seeds):
     """What the tools that read checkpoints (benchmarks, scripts.value_profile) restore: the run's own agent."""
     import jax
@@ -324,6 +334,7 @@ def test_load_checkpoint_agent_rebuilds_the_stacked_seeds(run_seeds):
         np.testing.assert_array_equal(np.asarray(leaf), saved[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_two_processes_with_distributed_train_one_run_like_one_process(workspace, run_a):
     """Multi-host data parallelism through main.py, emulated by two CPU processes on this machine."""
     from tests.conftest import free_port, run_processes
@@ -347,14 +358,15 @@ def test_two_processes_with_distributed_train_one_run_like_one_process(workspace
 @pytest.mark.parametrize('args,expected', [
     (['--agent=nope'], 'valid agents: awr, cfgrl'),
     (['--config.nope=1'], 'valid keys: actor_hidden_dims'),
-    (['--config.actor_hidden_dims=a,b'], 'tuple of int'),
-    (['--env_name=pointmaze-huge-navigate-v0'], 'pointmaze-medium'),
-    (['--eval_tasks=0,9'], '1..5'),
-    (['--num_seeds=0'], '--num_seeds must be positive'),
-    (['--unknown_flag=1'], 'Unknown command line flag'),
+    pytest.param(['--config.actor_hidden_dims=a,b'], 'tuple of int', marks=pytest.mark.slow),
+    pytest.param(['--env_name=pointmaze-huge-navigate-v0'], 'pointmaze-medium', marks=pytest.mark.slow),
+    pytest.param(['--eval_tasks=0,9'], '1..5', marks=pytest.mark.slow),
+    pytest.param(['--num_seeds=0'], '--num_seeds must be positive', marks=pytest.mark.slow),
+    pytest.param(['--unknown_flag=1'], 'Unknown command line flag', marks=pytest.mark.slow),
     (['--eval_guidance=1,x'], '--eval_guidance must be numbers'),
-    (['--eval_episodes=2', '--video_episodes=3'], '--video_episodes=3 exceeds --eval_episodes=2'),
-    (['--eval_device=tpu'], '--eval_device=tpu: no such device'),
+    pytest.param(['--eval_episodes=2', '--video_episodes=3'], '--video_episodes=3 exceeds --eval_episodes=2',
+                 marks=pytest.mark.slow),
+    pytest.param(['--eval_device=tpu'], '--eval_device=tpu: no such device', marks=pytest.mark.slow),
     (['--resume=/'], 'is not a run directory'),
 ])
 def test_bad_command_lines_fail_before_any_work(workspace, args, expected):
@@ -388,10 +400,10 @@ def test_config_json_round_trip():
     config.actor_hidden_dims = (8, 8)
     restored = cli.config_from_dict(json.loads(json.dumps(cli.config_to_dict(config))))
     assert restored.to_dict() == config.to_dict() and isinstance(restored.actor_hidden_dims, tuple)
-    assert cli.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
+    assert restore.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
         f'config.lr: {config.lr} -> 1.0']
     # A run saved before a key existed resumes under the key's default, and only under it.
     older = {k: v for k, v in cli.config_to_dict(config).items() if k != 'p_aug'}
-    assert cli.config_differences(older, cli.config_to_dict(config)) == []
-    assert cli.config_differences(older, {**cli.config_to_dict(config), 'p_aug': 0.5}) == [
+    assert restore.config_differences(older, cli.config_to_dict(config)) == []
+    assert restore.config_differences(older, {**cli.config_to_dict(config), 'p_aug': 0.5}) == [
         'config.p_aug: <absent> -> 0.5']

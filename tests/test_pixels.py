@@ -12,7 +12,8 @@ from networks import ENCODERS, ImpalaEncoder
 from tests.conftest import tiny_config
 
 IMAGE = 16  # Tiny images keep the CPU tests fast; the encoder is resolution-agnostic.
-PIXEL_VARIANTS = [(name, overrides) for name, overrides in variants() if name in pixel_agents()]
+PIXEL_VARIANTS = [pytest.param(name, overrides, marks=[pytest.mark.slow] if overrides else [])
+                  for name, overrides in variants() if name in pixel_agents()]
 FLOW_PIXEL_AGENTS = [name for name in pixel_agents() if 'flow_steps' in get_config(name)]
 STATE_ONLY_AGENTS = [name for name in AGENTS if name not in pixel_agents()]
 
