@@ -224,7 +224,8 @@ def test_a_run_directory_written_by_an_earlier_version_evaluates_and_resumes(wor
     run = Path(shutil.copytree(REPO / 'tests' / 'fixtures' / 'run_7c9eb26', workspace / 'old_run'))
     flags = json.loads((run / 'flags.json').read_text())
     (run / 'flags.json').write_text(json.dumps({**flags, 'dataset_dir': str(workspace / 'data')}))
-    result = run_main(workspace, '--eval_only', f'--restore_path={run}')
+    result = run_main(workspace, '--eval_only', f'--restore_path={run}', '--eval_episodes=1', '--eval_tasks=1',
+                      '--eval_max_steps=5')
     assert result.returncode == 0, result.stderr[-3000:]
     (out,) = (run / 'evals').iterdir()
     assert json.loads((out / 'summary.json').read_text())['step'] == 20
