@@ -15,21 +15,20 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # Headless rendering (videos); must b
 import jax
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from agents import AGENTS
 from agents.trainer import ChunkedTrainer, initialize_distributed
-from datasets.generate import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
+from datasets.files import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
 from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.rollout import EVAL_MODES
 from experiment import cli, session
-from experiment.checkpoints import Checkpointer
+from experiment.checkpoints import Checkpointer, CheckpointMismatch
 from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('agent', cli.DEFAULT_AGENT, sorted(AGENTS), 'Agent (registry name).')
+flags.DEFINE_string('agent', cli.DEFAULT_AGENT, f'Agent (registry name): {", ".join(sorted(AGENTS))}.')
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset name.')
 flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data).')
 flags.DEFINE_integer('seed', 0, 'Seed of the agent, the batch sampler and the evaluation episodes.')
@@ -50,6 +49,8 @@ flags.DEFINE_integer('eval_workers', None, 'Processes stepping the lockstep envi
 flags.DEFINE_integer('eval_max_envs', None, 'Lockstep environments at most (default: as many as half the free memory '
                      'holds); finished episodes hand their environment to the next one.')
 flags.DEFINE_integer('eval_max_steps', None, 'Debugging aid: shorter episode limit than OGBench\'s.')
+flags.DEFINE_string('eval_device', None, 'Where the policy runs during evaluation: a JAX platform (cpu, gpu, tpu); '
+                    'default: the accelerator when there is one, else the CPU.')
 flags.DEFINE_integer('video_episodes', 0, 'Record the first N episodes of each task at each weight (GIF).')
 flags.DEFINE_string('save_dir', 'runs', 'Runs go to <save_dir>/<env_name>/<agent>/<time>_s<seed>/.')
 flags.DEFINE_string('resume', None, 'Run directory to continue (its saved flags and config are the defaults).')
@@ -62,8 +63,8 @@ flags.DEFINE_bool('distributed', False, 'Multi-host: join a jax.distributed job 
 flags.DEFINE_string('coordinator_address', None, 'With --distributed: host:port of process 0.')
 flags.DEFINE_integer('num_processes', None, 'With --distributed: how many processes the job has.')
 flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s index (0 writes and evaluates).')
-# The config's defaults depend on --agent, --resume or --restore_path, so they are read from argv first.
-config_flags.DEFINE_config_dict('config', cli.initial_config(sys.argv), 'Agent config (configs/<agent>.py).')
+# --config.<key>=value: defined by cli.parse_command_line, its defaults depending on --agent, --resume or
+# --restore_path.
 
 
 def main(_):
@@ -80,31 +81,35 @@ def main(_):
             sys.exit(session.evaluate_checkpoint(settings, explicit, config))
         settings, run, notes = session.resolve_settings(settings, explicit, config)
         mesh = session.training_mesh(settings, config)
-    except (cli.UsageError, FileNotFoundError) as e:
+    except (cli.UsageError, FileNotFoundError, CheckpointMismatch) as e:
         cli.fail(str(e))
 
     try:
-        env, train, _ = load_env_and_datasets(settings.env_name, settings.dataset_dir)
+        env, train, val = load_env_and_datasets(settings.env_name, settings.dataset_dir)
     except (CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError) as e:
         cli.fail(str(e))
     env.close()  # Evaluation makes its own environments.
     sampling = GoalSamplingConfig.from_config(config)
     data = device_dataset(train)
     example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(settings.seed), sampling))
-    agent = session.create_agent(settings, example, config)
+    agent = session.create_agent(settings.agent, settings.seeds, example, config)
 
     run = run or session.new_run_dir(settings)
     checkpointer = Checkpointer(run.checkpoint_dir)
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
     if checkpointer.latest_step() is not None:
-        agent, sampler_rng, step = checkpointer.restore(agent)
+        try:
+            agent, sampler_rng, step = checkpointer.restore(agent)
+        except CheckpointMismatch as e:
+            cli.fail(str(e))
         print(f'Resuming {run.path} from step {step}.')
     if primary:
         run.record_session(cli.recorded(settings), cli.config_to_dict(config), step, notes)
 
     schedule = Schedule(settings.train_steps, settings.log_interval, settings.eval_interval, settings.save_interval)
     evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS)) if primary else None
-    trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh)
+    trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh,
+                             val_data=device_dataset(val))
     agent, sampler_rng = trainer.place(agent), trainer.place(sampler_rng)
     loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config),
                      writes=primary)
@@ -121,4 +126,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_command_line)

@@ -1,35 +1,22 @@
-"""Agent registry: a name maps to an agent class and its config factory.
+"""Agent registry: a name maps to its agent class and its config module, imported on first use.
 
-New agents plug in here; `main.py` never branches on the agent name.
+Adding an agent is one agent file, one config file and one line here. Everything that lists agents (main.py's
+--agent, the tests, sweep generation, aggregation) reads this registry and the class's declared capabilities.
 """
-from typing import Callable, Dict, Tuple, Type
+import importlib
+from typing import Dict, List, Mapping, Tuple
 
 import ml_collections
 
-from agents.awr import AWRAgent
-from agents.base import Agent
-from agents.cfgrl import CFGRLAgent
-from agents.cfgrl_iql import CFGRLIQLAgent
-from agents.gcbc import GCBCAgent
-from agents.gcfbc import GCFBCAgent
-from agents.hcfgrl import HCFGRLAgent
-from agents.hgcbc import HGCBCAgent
-from configs import awr as awr_config
-from configs import cfgrl as cfgrl_config
-from configs import cfgrl_iql as cfgrl_iql_config
-from configs import gcbc as gcbc_config
-from configs import gcfbc as gcfbc_config
-from configs import hcfgrl as hcfgrl_config
-from configs import hgcbc as hgcbc_config
-
-AGENTS: Dict[str, Tuple[Type[Agent], Callable[[], ml_collections.ConfigDict]]] = {
-    'cfgrl': (CFGRLAgent, cfgrl_config.get_config),
-    'gcfbc': (GCFBCAgent, gcfbc_config.get_config),
-    'gcbc': (GCBCAgent, gcbc_config.get_config),
-    'hcfgrl': (HCFGRLAgent, hcfgrl_config.get_config),
-    'hgcbc': (HGCBCAgent, hgcbc_config.get_config),
-    'cfgrl_iql': (CFGRLIQLAgent, cfgrl_iql_config.get_config),
-    'awr': (AWRAgent, awr_config.get_config),
+# name -> ('module:AgentClass', 'config module with get_config()').
+AGENTS: Dict[str, Tuple[str, str]] = {
+    'cfgrl': ('agents.cfgrl:CFGRLAgent', 'configs.cfgrl'),
+    'gcfbc': ('agents.gcfbc:GCFBCAgent', 'configs.gcfbc'),
+    'gcbc': ('agents.gcbc:GCBCAgent', 'configs.gcbc'),
+    'hcfgrl': ('agents.hcfgrl:HCFGRLAgent', 'configs.hcfgrl'),
+    'hgcbc': ('agents.hgcbc:HGCBCAgent', 'configs.hgcbc'),
+    'cfgrl_iql': ('agents.cfgrl_iql:CFGRLIQLAgent', 'configs.cfgrl_iql'),
+    'awr': ('agents.awr:AWRAgent', 'configs.awr'),
 }
 
 
@@ -38,13 +25,34 @@ def _check(name: str) -> None:
         raise ValueError(f'Unknown agent {name!r}; valid agents: {", ".join(sorted(AGENTS))}.')
 
 
-def get_agent_class(name: str) -> Type[Agent]:
+def get_agent_class(name: str):
     """The agent class registered under `name` (clear error naming the valid choices otherwise)."""
     _check(name)
-    return AGENTS[name][0]
+    module, cls = AGENTS[name][0].split(':')
+    return getattr(importlib.import_module(module), cls)
 
 
 def get_config(name: str) -> ml_collections.ConfigDict:
-    """A fresh default config of agent `name`."""
+    """A fresh default config of agent `name`; its `agent_name` is the registry key."""
     _check(name)
-    return AGENTS[name][1]()
+    config = importlib.import_module(AGENTS[name][1]).get_config()
+    config.agent_name = name
+    return config
+
+
+def variants() -> List[Tuple[str, Dict]]:
+    """(agent, config overrides) of every agent at its defaults and of each baseline it declares."""
+    return [(name, overrides) for name in AGENTS
+            for overrides in ({}, *get_agent_class(name).baselines.values())]
+
+
+def is_guided(name: str, overrides: Mapping = ()) -> bool:
+    """Whether agent `name` with config `overrides` samples with a guidance weight worth sweeping."""
+    config = get_config(name)
+    config.update(dict(overrides))
+    return get_agent_class(name).guided_by(config)
+
+
+def pixel_agents() -> List[str]:
+    """The agents that accept image observations (`config.encoder`)."""
+    return [name for name in AGENTS if get_agent_class(name).supports_pixels]

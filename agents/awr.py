@@ -1,5 +1,5 @@
-"""AWR baseline (paper.md §3): IQL value + a unit-std Gaussian actor trained by advantage-weighted regression,
-weights min(exp(A/β), max_weight) with `alpha` = 1/β; evaluated at the mean action."""
+"""AWR baseline (docs/method.md#variants): IQL value + a unit-std Gaussian actor trained by advantage-weighted
+regression, weights min(exp(A/β), max_weight) with `alpha` = 1/β; evaluated at the mean action."""
 from typing import Any, Tuple
 
 import jax
@@ -12,6 +12,8 @@ from networks import GaussianActor, unit_gaussian_nll
 
 
 class AWRAgent(IQLAgent):
+    label_keys = ('alpha',)
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'AWRAgent':
         actor = GaussianActor(tuple(config.actor_hidden_dims), example_batch['actions'].shape[-1])
@@ -22,7 +24,8 @@ class AWRAgent(IQLAgent):
         weights = jnp.minimum(jnp.exp(self.advantages(batch) * self.config.alpha), self.config.max_weight)
         means = self.network.select('actor')(batch['observations'], params=grad_params)
         loss = jnp.mean(weights * unit_gaussian_nll(batch['actions'], means))
-        return loss, {'adv_weight_mean': weights.mean()}
+        return loss, {'adv_weight_mean': weights.mean(), 'adv_weight_max': weights.max(),
+                      'adv_weight_clipped_fraction': jnp.mean(weights >= self.config.max_weight)}
 
     @jax.jit
     def sample_actions(self, observations: jnp.ndarray, goals: Any, seed: jnp.ndarray) -> jnp.ndarray:

@@ -6,7 +6,7 @@ An agent is a `flax.struct.PyTreeNode` with three fields (rng, network, config) 
 `sample_actions`; `update` (loss -> grads -> optax) is written here once, and so is the pixel plumbing: `encode`
 (observation features for the heads) and the augmentation inside `update` (agents/pixels.py).
 """
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, ClassVar, Dict, Tuple
 
 import flax
 import flax.linen as nn
@@ -83,19 +83,30 @@ def freeze_config(config: ml_collections.ConfigDict) -> ml_collections.FrozenCon
 
 
 class Agent(flax.struct.PyTreeNode):
-    """Base class of every agent. Subclasses implement `create`, `loss` and `sample_actions`."""
+    """Base class of every agent. Subclasses implement `create`, `loss` and `sample_actions`, and declare what they
+    support in the class attributes below (read by the registry's users: tests, sweeps, aggregation)."""
 
     rng: jnp.ndarray
     network: TrainState
     config: ml_collections.FrozenConfigDict = nonpytree_field()
     action_dim: int = nonpytree_field()
 
+    supports_pixels: ClassVar[bool] = False  # `create` passes its observations to `init_network` (config.encoder).
+    single_task: ClassVar[bool] = False  # Trains on rewards and masks (`-singletask` datasets).
+    baselines: ClassVar[Dict[str, Dict[str, Any]]] = {}  # Baseline name -> the config overrides that make it.
+    label_keys: ClassVar[Tuple[str, ...]] = ()  # Config keys whose values tell one run of the agent from another.
+    w1_label: ClassVar[str] = 'w = 1'  # What guidance weight 1 samples, for plots.
+
+    @classmethod
+    def guided_by(cls, config) -> bool:
+        """Whether an agent with `config` is guided: it trains with condition dropout (`p_uncond` > 0); without it
+        there is no unconditional field to guide away from."""
+        return config.get('p_uncond', 0.0) > 0
+
     @property
     def guided(self) -> bool:
-        """Whether `sample_actions` takes a guidance weight worth sweeping. Evaluation sweeps w only for these
-        agents. An agent is guided when it trains with condition dropout (`p_uncond` > 0): without it there is no
-        unconditional field to guide away from."""
-        return self.config.get('p_uncond', 0.0) > 0
+        """Whether `sample_actions` takes a guidance weight worth sweeping (evaluation sweeps w only then)."""
+        return self.guided_by(self.config)
 
     def encode(self, observations: jnp.ndarray, params: Any = None) -> jnp.ndarray:
         """What the policy heads read: the encoder's features of pixel observations, the observations themselves

@@ -1,4 +1,4 @@
-"""CFGRL: classifier-free guidance of a goal-conditioned flow policy as policy improvement (paper.md §1–2).
+"""CFGRL: classifier-free guidance of a goal-conditioned flow policy as policy improvement (docs/method.md).
 
 Training is flow GCBC with the goal replaced, with probability `p_uncond`, by a learned unconditional embedding.
 Sampling integrates v_unc + w·(v_cond − v_unc): w = 0 is flow BC, w = 1 flow GCBC, w > 1 improves on GCBC.
@@ -15,6 +15,10 @@ from networks import VelocityField
 
 
 class CFGRLAgent(Agent):
+    supports_pixels = True
+    baselines = {'gcfbc_nodrop': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (flow GCBC)'
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLAgent':
         goals, actions = example_batch['goals'], example_batch['actions']

@@ -1,4 +1,4 @@
-"""Value-guided CFGRL (paper.md §1, §3): the optimality condition o = 1[A(s, a) ≥ 0] from an IQL value function.
+"""Value-guided CFGRL (docs/method.md#variants): the optimality condition o = 1[A(s, a) ≥ 0] from an IQL value function.
 
 The flow actor is conditioned on o ∈ {∅, 0, 1}; the label is dropped to ∅ with probability p_uncond. Sampling
 guides from the unconditional field toward o = 1: v(∅) + w·(v(o = 1) − v(∅)). This replaces AWR as the policy
@@ -24,6 +24,9 @@ def optimality_labels(advantages: jnp.ndarray) -> jnp.ndarray:
 
 
 class CFGRLIQLAgent(IQLAgent):
+    baselines = {'flow_bc_iql': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (flow policy on o = 1)'
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLIQLAgent':
         obs, actions = example_batch['observations'], example_batch['actions']
@@ -45,5 +48,5 @@ class CFGRLIQLAgent(IQLAgent):
         del goals
         labels = jnp.full(observations.shape[0], LABEL_OPTIMAL, jnp.int32)
         actions = flow.sample_guided(self.network.select('actor'), observations, labels, guidance, seed,
-                                     self.action_dim, self.config.flow_steps)
+                                     self.action_dim, self.config.flow_steps, self.guided)
         return jnp.clip(actions, -1.0, 1.0)

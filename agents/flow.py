@@ -1,4 +1,4 @@
-"""Flow-matching math, written once for every flow agent (paper.md §2).
+"""Flow-matching math, written once for every flow agent (docs/method.md#flow-policies).
 
 Training:  a0 ~ N(0, I), t ~ U[0, 1), a_t = (1 − t)·a0 + t·a1, loss = mean ‖v(a_t, t) − (a1 − a0)‖².
 Sampling:  a ~ N(0, I); for i in 0..K−1, t = i/K: a ← a + v(a, t)/K; the caller clips the final action.
@@ -69,12 +69,16 @@ def euler_integrate(velocity_fn: VelocityFn, noise: jnp.ndarray, num_steps: int)
     return jax.lax.fori_loop(0, num_steps, body, noise)
 
 
+GuidanceRule = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]  # (v_cond, v_uncond, w) -> v.
+
+
 def fused_guided_velocity(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray,
-                          guidance: jnp.ndarray) -> VelocityFn:
+                          guidance: jnp.ndarray, rule: GuidanceRule = guide) -> VelocityFn:
     """The guided velocity field as ONE network pass over the stacked [conditional; unconditional] batch.
 
     `velocity_net(observations, conds, noisy_actions, times, uncond)` must replace the condition of rows whose
-    `uncond` flag is set by its learned unconditional embedding. `guidance` has shape (B, 1).
+    `uncond` flag is set by its learned unconditional embedding. `guidance` has shape (B, 1); `rule` mixes the two
+    fields (classifier-free guidance by default).
     """
     batch_size = observations.shape[0]
     stacked_obs = jnp.concatenate([observations, observations], axis=0)
@@ -84,22 +88,24 @@ def fused_guided_velocity(velocity_net: Callable, observations: jnp.ndarray, con
     def velocity_fn(actions, times):
         v = velocity_net(stacked_obs, stacked_conds, jnp.concatenate([actions, actions], axis=0),
                          jnp.concatenate([times, times], axis=0), uncond)
-        return guide(v[:batch_size], v[batch_size:], guidance)
+        return rule(v[:batch_size], v[batch_size:], guidance)
 
     return velocity_fn
 
 
 def sample_guided(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray, guidance: jnp.ndarray,
-                  rng: jnp.ndarray, out_dim: int, num_steps: int, guided: bool = True) -> jnp.ndarray:
+                  rng: jnp.ndarray, out_dim: int, num_steps: int, guided: bool = True,
+                  rule: GuidanceRule = guide) -> jnp.ndarray:
     """Guided flow samples (not clipped): noise ~ N(0, I), then `num_steps` Euler steps of the fused guided field.
 
     `guidance` is a scalar or a per-row (B,) vector; `velocity_net` is as in `fused_guided_velocity`. With
-    `guided=False` (a field trained without condition dropout) only the conditional field exists: w is 1.
+    `guided=False` (a field trained without condition dropout) only the conditional field exists: w is 1. `rule`
+    is the guidance rule (classifier-free guidance by default).
     """
     batch_size = observations.shape[0]
     if guided:
         w = jnp.broadcast_to(jnp.asarray(guidance, jnp.float32), (batch_size,))[:, None]
-        velocity_fn = fused_guided_velocity(velocity_net, observations, conds, w)
+        velocity_fn = fused_guided_velocity(velocity_net, observations, conds, w, rule)
     else:
         velocity_fn = lambda actions, times: velocity_net(observations, conds, actions, times)
     noise = jax.random.normal(rng, (batch_size, out_dim))

@@ -11,6 +11,9 @@ from networks import GaussianActor, unit_gaussian_nll
 
 
 class GCBCAgent(Agent):
+    supports_pixels = True
+    baselines = {'bc': {'use_goals': False}}
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'GCBCAgent':
         actions = example_batch['actions']

@@ -15,6 +15,9 @@ from networks import VelocityField
 
 
 class GCFBCAgent(Agent):
+    supports_pixels = True
+    baselines = {'flow_bc': {'use_goals': False}}
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'GCFBCAgent':
         actions = example_batch['actions']

@@ -1,4 +1,4 @@
-"""HCFGRL: hierarchical CFGRL (paper.md §3). With p_uncond = 0 it is flow HGCBC.
+"""HCFGRL: hierarchical CFGRL (docs/method.md#variants). With p_uncond = 0 it is flow HGCBC.
 
 High level: flow over subgoals conditioned on the goal, (s, g) → rep(s_{t+k}); low level: flow over actions
 conditioned on the subgoal, (s, subgoal) → a. Each level has its own unconditional embedding and dropout. Sampling
@@ -17,6 +17,9 @@ from networks import VelocityField
 
 
 class HCFGRLAgent(Agent):
+    baselines = {'flow_hgcbc': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (flow HGCBC)'
+
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'HCFGRLAgent':
         goal_dim, action_dim = example_batch['goals'].shape[-1], example_batch['actions'].shape[-1]

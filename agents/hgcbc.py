@@ -1,4 +1,4 @@
-"""HGCBC: hierarchical Gaussian GCBC (paper.md §3): a high level (s, g) → subgoal mean and a low level
+"""HGCBC: hierarchical Gaussian GCBC (docs/method.md#variants): a high level (s, g) → subgoal mean and a low level
 (s, subgoal) → action mean, each a unit-std Gaussian MLP; evaluation uses the means."""
 from typing import Any, Tuple
 

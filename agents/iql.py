@@ -1,4 +1,4 @@
-"""IQL value learning shared by the single-task agents (value-guided CFGRL and AWR), paper.md §3.
+"""IQL value learning shared by the single-task agents (value-guided CFGRL and AWR), docs/method.md#variants.
 
 V(s):   expectile regression (τ = `expectile`) onto min(Q1, Q2)(s, a) of the target critic.
 Q_i:    TD regression onto r + γ·mask·V(s').
@@ -19,6 +19,11 @@ def expectile_loss(diff: jnp.ndarray, expectile: float) -> jnp.ndarray:
     """Asymmetric squared loss |τ − 1[diff < 0]|·diff²: positive errors weigh τ, negative ones 1 − τ."""
     weight = jnp.where(diff >= 0, expectile, 1.0 - expectile)
     return weight * diff ** 2
+
+
+def stats(name: str, x: jnp.ndarray) -> Info:
+    """Mean, min and max of `x` as diagnostics `<name>_mean`, `<name>_min`, `<name>_max`."""
+    return {f'{name}_mean': x.mean(), f'{name}_min': x.min(), f'{name}_max': x.max()}
 
 
 def create_iql_agent(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict,
@@ -42,6 +47,8 @@ class IQLAgent(Agent):
     """Base of the IQL agents: value and critic losses, advantages and the target update. Subclasses add
     `actor_loss(batch, grad_params, rng)` and `sample_actions`."""
 
+    single_task = True
+
     def value_losses(self, batch: Batch, grad_params: Any) -> Tuple[jnp.ndarray, Info]:
         obs, actions = batch['observations'], batch['actions']
         target_q = jnp.min(self.network.select('target_critic')(obs, actions), axis=0)
@@ -52,8 +59,10 @@ class IQLAgent(Agent):
         td_target = batch['rewards'] + self.config.discount * batch['masks'] * next_v
         q = self.network.select('critic')(obs, actions, params=grad_params)
         critic_loss = jnp.mean((q - td_target[None]) ** 2)
+        advantage = jnp.min(q, axis=0) - v
         return value_loss + critic_loss, {'value_loss': value_loss, 'critic_loss': critic_loss,
-                                          'v_mean': v.mean(), 'q_mean': q.mean()}
+                                          **stats('v', v), **stats('q', q), **stats('adv', advantage),
+                                          'adv_positive_fraction': jnp.mean(advantage >= 0)}
 
     def advantages(self, batch: Batch) -> jnp.ndarray:
         """A = min(Q1, Q2)(s, a) − V(s) with the online networks; gradients never reach them through A."""

@@ -2,7 +2,7 @@
 
 - Encoder: `config.encoder` names an image encoder (networks/encoders.py). It is the 'encoder' module of the agent's
   ModuleDict; the policy heads never see pixels, only the encoding (`Agent.encode`). An agent encodes a batch ONCE
-  and reuses the features: the flow sampler integrates all its steps on one encoding (design.md), and the loss
+  and reuses the features: the flow sampler integrates all its steps on one encoding, and the loss
   encodes with the parameters being differentiated, so the actor loss trains the encoder.
 - Augmentation: random shifts as in the authors' (OGBench's) GCDataset: with probability `config.p_aug` a training
   batch is augmented, each row shifted by its own offset of up to `config.aug_padding` pixels (pad by edge
@@ -16,8 +16,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-
-PIXEL_AGENTS = ('cfgrl', 'gcfbc', 'gcbc')  # The agents whose `create` passes its observations to `init_network`.
 
 
 def make_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
@@ -49,7 +47,9 @@ def encoder_inputs(config: ml_collections.ConfigDict, example_inputs: Dict[str, 
         raise ValueError(f'config.p_aug is a probability, got {p_aug}.')
     if p_aug > 0 and encoder is None:
         raise ValueError(f'config.p_aug={p_aug} augments images: it needs pixel observations and config.encoder.')
-    hint = f'pixel observations are supported by {", ".join(PIXEL_AGENTS)} with --config.encoder=impala_small'
+    from agents import pixel_agents  # The registry imports the agents, which import this module.
+
+    hint = f'pixel observations are supported by {", ".join(pixel_agents())} with --config.encoder=impala_small'
     if encoder is not None and observations is None:
         raise ValueError(f'agent {agent!r} takes state observations only (config.encoder={config.encoder!r}); {hint}.')
     if encoder is not None and observations.ndim != 4:

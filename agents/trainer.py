@@ -94,10 +94,11 @@ class ChunkedTrainer:
     `mesh` (a 1-D mesh): with one seed, data-parallel training over its devices (the batch size must be divisible
     by their number); with several, the seeds are split over its devices (their number must divide num_seeds).
     Put the agent and the rng where training expects them with `place`.
+    `val_data` (the validation split, same layout as `data`): `validate` computes the loss on one of its batches.
     """
 
     def __init__(self, sampling: GoalSamplingConfig, data: Dict[str, jnp.ndarray], chunk_size: int,
-                 num_seeds: int = 1, mesh: Mesh | None = None):
+                 num_seeds: int = 1, mesh: Mesh | None = None, val_data: Dict[str, jnp.ndarray] | None = None):
         if chunk_size < 1:
             raise ValueError(f'chunk_size must be positive, got {chunk_size}.')
         if num_seeds < 1:
@@ -119,8 +120,10 @@ class ChunkedTrainer:
                     raise ValueError(f'batch_size {sampling.batch_size} is not divisible by the {mesh.size} devices.')
                 self._batch_sharding, self._placement = split, self._replicated
             data = jax.device_put(data, self._replicated)
-        self.data = data
+            val_data = None if val_data is None else jax.device_put(val_data, self._replicated)
+        self.data, self.val_data = data, val_data
         self._compiled: Dict[int, Callable] = {}
+        self._validate = None
 
     def place(self, tree):
         """Lays the agent or the rng out on the mesh (a no-op without one): replicated for data parallelism, the
@@ -142,7 +145,24 @@ class ChunkedTrainer:
                     out_shardings=(self._placement, self._placement, self._placement))
         return self._compiled[num_updates]
 
-    def run(self, agent: Agent, rng: jnp.ndarray, num_updates: int) -> Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]:
+    def validate(self, agent: Agent, step: int) -> Dict[str, float]:
+        """The agent's loss and diagnostics on one validation batch (drawn from `step` alone, so the training
+        RNGs are untouched), averaged over seeds; empty without validation data."""
+        if self.val_data is None:
+            return {}
+        if self._validate is None:
+            def loss(agent, data, rng):
+                batch_rng, loss_rng = jax.random.split(rng)
+                total, info = agent.loss(sample_goal_batch(data, batch_rng, self.sampling), agent.network.params,
+                                         loss_rng)
+                return {**info, 'loss': total}
+
+            self._validate = jax.jit(jax.vmap(loss, in_axes=(0, None, None)) if self.num_seeds > 1 else loss)
+        infos = jax.device_get(self._validate(agent, self.val_data, jax.random.PRNGKey(step)))
+        return {key: float(np.mean(value)) for key, value in infos.items()}
+
+    def run(self, agent: Agent, rng: jnp.ndarray,
+            num_updates: int) -> Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]:
         """Performs exactly `num_updates` updates (≤ chunk_size per dispatch); returns the per-step metrics of the
         last dispatch (shape (K,), or (num_seeds, K)). The passed agent is donated: use only the returned one."""
         infos = {}

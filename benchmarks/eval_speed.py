@@ -1,7 +1,7 @@
 """Evaluation speed: lockstep vs sequential rollouts of a guidance sweep, against the bare environment floor.
 
 Workload: 5 tasks × 10 episodes × 5 guidance weights of a 3 × 256 CFGRL policy (random initialisation, or a trained
-checkpoint with --restore_path) on pointmaze-medium-navigate-v0, all on the CPU, in one process:
+checkpoint with --restore_path) on pointmaze-medium-navigate-v0, the policy on --eval_device, in one process:
 - lockstep: every episode in its own environment, one batched policy call per environment step, the environments
   stepped by --workers processes (default one per core; evaluation.envs), as main.py evaluates;
 - lockstep, in-process: the same with the environments stepped in the main process (--workers=0);
@@ -28,7 +28,15 @@ from agents import get_agent_class, get_config
 from agents.trainer import unstack
 from benchmarks.common import device_name, write_result
 from evaluation.envs import EnvFactory, LocalEnvs, default_workers, make_env_batch
-from evaluation.rollout import EvalPlan, bucket_size, cpu_policy, evaluate_lockstep, evaluate_sequential, policy_key
+from evaluation.rollout import (
+    EvalPlan,
+    bucket_size,
+    cpu_policy,
+    default_eval_device,
+    evaluate_lockstep,
+    evaluate_sequential,
+    policy_key,
+)
 from experiment.session import example_batch, load_checkpoint_agent
 
 FLAGS = flags.FLAGS
@@ -42,6 +50,8 @@ flags.DEFINE_integer('sequential_episodes', 1, 'Sequential: episodes per (task, 
 flags.DEFINE_integer('workers', None, 'Environment worker processes of the lockstep run (default: one per core).')
 flags.DEFINE_bool('in_process', True, 'Also time lockstep with the environments in the main process.')
 flags.DEFINE_integer('max_steps', None, 'Shorter episode limit (quick checks only; not the benchmark).')
+flags.DEFINE_string('eval_device', None, 'Where the policy runs: cpu, gpu, tpu (default: the accelerator when '
+                    'there is one, as main.py --eval_device).')
 flags.DEFINE_integer('seed', 0, 'Seed of the episodes and the random initialisation.')
 flags.DEFINE_string('output', None, 'Result file name in benchmarks/results (default eval_speed-<platform>)'
                     ', or a path ending in .json.')
@@ -120,7 +130,8 @@ def main(_):
     make_env = EnvFactory(FLAGS.env_name, FLAGS.max_steps)
     workers = default_workers(plan.num_rows) if FLAGS.workers is None else FLAGS.workers
     agent, description = make_agent()
-    policy = cpu_policy(agent)
+    eval_device = FLAGS.eval_device or default_eval_device()
+    policy = cpu_policy(agent, eval_device)
     example = example_batch(FLAGS.env_name, agent.config)
     compile_seconds = compile_all_shapes(policy, plan, example)
 
@@ -150,7 +161,7 @@ def main(_):
 
     env_steps = int(lockstep.lengths.sum())
     device = device_name()
-    print(f'\nEvaluation speed on {device}: {description}, {FLAGS.env_name}')
+    print(f'\nEvaluation speed on {device}, policy on {eval_device}: {description}, {FLAGS.env_name}')
     print(f'{len(plan.task_ids)} tasks × {plan.num_episodes} episodes × {len(plan.guidance)} weights = '
           f'{plan.num_rows} episodes, {env_steps} environment steps (lockstep run); mean success '
           f'{lockstep.success.mean():.2f}')
@@ -167,7 +178,8 @@ def main(_):
 
     name = FLAGS.output or f'eval_speed-{jax.devices()[0].platform}'
     path = write_result(name, {
-        'benchmark': 'eval_speed', 'device': device, 'policy': description, 'env_name': FLAGS.env_name,
+        'benchmark': 'eval_speed', 'device': device, 'eval_device': eval_device, 'policy': description,
+        'env_name': FLAGS.env_name,
         'tasks': list(plan.task_ids), 'episodes_per_task': plan.num_episodes, 'guidance': list(plan.guidance),
         'episodes': plan.num_rows, 'env_steps': env_steps, 'mean_success': float(lockstep.success.mean()),
         'max_steps': FLAGS.max_steps, 'workers': workers, 'env_creation_s': env_creation,

@@ -11,7 +11,7 @@ All of them run in one interleaved loop (benchmarks.common.interleaved_median). 
 timings and reported apart (first dispatch minus the median of the timed ones); the sequential runs share one
 compilation here, where N separate processes would each compile.
 
-Targets (design.md): on a GPU, 8 vmapped seeds take ≤ 2× the wall time of one seed; on a CPU, 8 vmapped seeds are no
+Targets: on a GPU, 8 vmapped seeds take ≤ 2× the wall time of one seed; on a CPU, 8 vmapped seeds are no
 slower than 8 sequential runs.
 
     python -m benchmarks.multi_seed                              # N = 1, 2, 4, 8 at 3 × 256, batch 256
@@ -115,8 +115,8 @@ def main(_):
     print(f'\nSeeds in one process, agent {FLAGS.agent} {net}, batch {FLAGS.batch_size}, on {device}')
     print(f'{steps} updates per seed per repeat, chunks of {FLAGS.chunk}; median of {FLAGS.repeats} interleaved '
           f'repeats. One seed: {one_s:.3f} s ({steps / one_s:.0f} updates/s).')
-    print(f'(excluded: compilation of the single-seed chunk {compile_s["single"]:.1f} s, shared by the sequential runs; '
-          f'of the vmapped chunk per N in the last column)')
+    print(f'(excluded: compilation of the single-seed chunk {compile_s["single"]:.1f} s, shared by the sequential '
+          f'runs; of the vmapped chunk per N in the last column)')
     print(f'{"N":>3} {"vmapped s":>10} {"sequential s":>12} {"seq/vmap":>8} {"vmap/one seed":>13} '
           f'{"seed-updates/s":>14} {"compile s":>9}')
     for r in rows:
@@ -135,7 +135,8 @@ def main(_):
 
     name = FLAGS.output or f'multi_seed-{jax.devices()[0].platform}'
     path = write_result(name, {
-        'benchmark': 'multi_seed', 'agent': FLAGS.agent, 'device': device, 'hidden_dims': list(config.actor_hidden_dims),
+        'benchmark': 'multi_seed', 'agent': FLAGS.agent, 'device': device,
+        'hidden_dims': list(config.actor_hidden_dims),
         'batch_size': FLAGS.batch_size, 'chunk': FLAGS.chunk, 'steps_per_seed': steps, 'repeats': FLAGS.repeats,
         'one_seed_s': one_s, 'single_compile_s': compile_s['single'], 'jax': jax.__version__,
         'date': time.strftime('%Y-%m-%d'), 'rows': rows})

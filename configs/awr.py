@@ -5,7 +5,7 @@ from configs.iql import iql_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = iql_config('awr')
+    config = iql_config()
     config.alpha = 3.0  # Inverse temperature 1/β of the advantage weights (paper sweeps 1, 3, 10, 30).
     config.max_weight = 100.0  # Clip of exp(A/β).
     return config

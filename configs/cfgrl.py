@@ -5,7 +5,7 @@ from configs.common import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = base_config('cfgrl')
+    config = base_config()
     config.flow_steps = 16  # Euler steps of the flow sampler (16 on OGBench).
     config.p_uncond = 0.1  # Probability that a training goal is replaced by the learned unconditional embedding.
     return config

@@ -5,7 +5,7 @@ from configs.iql import iql_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = iql_config('cfgrl_iql')
+    config = iql_config()
     config.flow_steps = 16  # Euler steps of the flow sampler.
     config.p_uncond = 0.1  # Probability that the optimality label is dropped to ∅.
     config.label_embed_dim = 32  # Width of the 3-entry (∅, o = 0, o = 1) embedding.

@@ -1,11 +1,11 @@
-"""Config keys shared by every agent: optimisation, pixel observations and goal relabelling (paper.md §2 and §4)."""
+"""Config keys shared by every agent: optimisation, pixel observations and goal relabelling (docs/method.md)."""
 import ml_collections
 
 
-def base_config(agent_name: str, goal_conditioned: bool = True) -> ml_collections.ConfigDict:
+def base_config(goal_conditioned: bool = True) -> ml_collections.ConfigDict:
     """Optimiser, batch, pixel and (for goal-conditioned agents) goal-sampling keys with the paper's defaults."""
     config = ml_collections.ConfigDict()
-    config.agent_name = agent_name  # Registry name; checked against --agent when a checkpoint is restored.
+    config.agent_name = ''  # The registry key, set by agents.get_config; checked against --agent on restore.
     config.lr = 3e-4  # Adam learning rate.
     config.batch_size = 1024  # Transitions per gradient step.
     config.actor_hidden_dims = (512, 512, 512, 512)  # Policy MLP widths (4 × 512 GELU, no LayerNorm).

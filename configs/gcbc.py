@@ -5,6 +5,6 @@ from configs.common import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = base_config('gcbc')
+    config = base_config()
     config.use_goals = True  # False drops the goal entirely: BC.
     return config

@@ -5,7 +5,7 @@ from configs.common import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = base_config('gcfbc')
+    config = base_config()
     config.flow_steps = 16  # Euler steps of the flow sampler.
     config.use_goals = True  # False drops the goal entirely: flow BC.
     return config

@@ -5,7 +5,7 @@ from configs.hierarchical import hierarchical_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = hierarchical_config('hcfgrl')
+    config = hierarchical_config()
     config.flow_steps = 16  # Euler steps of both flow samplers.
     config.p_uncond = 0.1  # Condition dropout at each level (its own embedding per level); 0 gives flow HGCBC.
     return config

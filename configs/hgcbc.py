@@ -5,4 +5,4 @@ from configs.hierarchical import hierarchical_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    return hierarchical_config('hgcbc')
+    return hierarchical_config()

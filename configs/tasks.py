@@ -1,8 +1,8 @@
-"""The paper's per-task settings (paper.md §2–§6): which datasets each table uses and how each is trained.
+"""The paper's per-task settings (its Tables 2 and 3) and the reduced CPU scale: datasets and scale of each cell.
 
-Used by scripts/make_sweeps.py to write the exact command of every table cell. Where paper.md marks a value as
-coming from the authors' code, so is it here. The task lists of Table 3 are reconstructed from the rows paper.md
-knows plus OGBench's standard goal-conditioned set; check them against the paper PDF when it is available.
+scripts/make_sweeps.py turns them into one command per cell. Values marked (code) come from the authors' code;
+Table 3's task list is partly reconstructed: the rows the paper reports plus OGBench's standard goal-conditioned
+set.
 """
 
 # Full-scale training (state-based): 1M steps, batch 1024, the default 4 × 512 networks; evaluation every 200K
@@ -57,28 +57,16 @@ HIERARCHICAL_VARIANTS = {
 }
 
 
-# Reduced scale for the 2-core CPU machines (RESULTS.md): the datasets that regenerate offline, the 3 seeds of a
-# cell stacked in one process (--num_seeds).
-# - Goal-conditioned: 3 × 256 networks, batch 256, 100k steps, evaluated every 100k steps. cube-single-play trains
-#   500k steps (REDUCED_OVERRIDES): at 100k its policy had not learned the task at all (5-8% at every w, w = 0
-#   included). The hierarchical cell uses the same networks for both of its levels.
-# - Value-based: 2 × 256 networks, batch 128, 100k steps, evaluated at 50k and 100k. IQL needs the steps, not the
-#   width: each Bellman backup waits about 1/tau = 200 steps for the target critic, and the value of a state k
-#   steps from the goal needs k backups, so 25k steps (the first try) left V far from converged. Five networks
-#   per step (actor, V, twin Q, target Q) make a step about 5x a CFGRL step; the smaller networks pay for the steps.
+# Reduced scale for 2 CPU cores; RESULTS.md explains each choice.
 REDUCED_SEEDS = 3
 REDUCED = dict(train_steps=100_000, batch_size=256, eval_interval=100_000, eval_episodes=10)
-# Tasks whose reduced cell departs from REDUCED: cube-single learns slowly, so it trains longer, and its gain from
-# guidance is a few points, so it is evaluated with more episodes.
 REDUCED_OVERRIDES = {'cube-single-play': dict(train_steps=500_000, eval_episodes=20)}
 REDUCED_VALUE = dict(train_steps=100_000, batch_size=128, eval_interval=50_000, eval_episodes=20)
 REDUCED_NET = {'actor_hidden_dims': (256, 256, 256)}
 REDUCED_VALUE_NET = {'actor_hidden_dims': (256, 256), 'value_hidden_dims': (256, 256)}
-REDUCED_GC = ('pointmaze-large-navigate', 'pointmaze-giant-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1 (flow GCBC).
+REDUCED_GC = ('pointmaze-large-navigate', 'pointmaze-giant-navigate', 'cube-single-play')  # CFGRL, w > 1 vs w = 1.
 REDUCED_HIERARCHICAL = ('pointmaze-large-navigate',)  # HCFGRL at w > 1 vs its w = 1 (flow HGCBC).
 REDUCED_SINGLETASK = ('pointmaze-large-navigate', 'pointmaze-teleport-navigate')  # CFGRL (IQL) vs AWR.
-# AWR's 1/β per single-task cell: 3 (configs/awr.py's default) everywhere, and 10 where 3 failed to learn in 100k
-# steps while CFGRL (IQL) did, to check that the gap is not one badly chosen temperature.
 REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10), 'pointmaze-teleport-navigate': (3,)}
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
 

@@ -20,86 +20,64 @@ Guarantees, and how they are kept:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import http.client
 import math
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 import zipfile
-import zlib
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from datasets.recipes import (REGENERABLE, ManipulationRecipe, MazeOracle, Recipe, UnknownDatasetError,
-                              base_dataset_name, cells_at_bfs_distance, free_cells, get_recipe,
-                              make_collection_env, make_manipulation_oracles, noisy_action_std, num_val_episodes,
-                              scene_episode_healthy, sized, STITCH_GOAL_BFS_STEPS, vertex_cells)
+from datasets.files import (  # noqa: F401  (re-exported: this module's API before the split)
+    DEFAULT_DATASET_DIR,
+    CorruptDatasetError,
+    DatasetUnavailableError,
+    _read_npy_header,
+    check_npz_file,
+    dataset_paths,
+    ensure_dataset,
+    resolve_dataset_dir,
+)
+from datasets.recipes import (
+    REGENERABLE,
+    STITCH_GOAL_BFS_STEPS,
+    MazeOracle,
+    Recipe,
+    UnknownDatasetError,
+    base_dataset_name,
+    cells_at_bfs_distance,
+    free_cells,
+    get_recipe,
+    make_collection_env,
+    make_manipulation_oracles,
+    noisy_action_std,
+    num_val_episodes,
+    scene_episode_healthy,
+    sized,
+    vertex_cells,
+)
+from datasets.seeding import EpisodeRngs, episode_rngs, legacy_global_seed  # noqa: F401
 
 __all__ = ['REGENERABLE', 'base_dataset_name', 'ensure_dataset', 'generate', 'check_npz_file',
            'CorruptDatasetError', 'DatasetUnavailableError', 'UnknownDatasetError']
 
-DEFAULT_DATASET_DIR = '~/.ogbench/data'  # Where ogbench looks (ogbench.utils.DEFAULT_DATASET_DIR).
 KEYS = ('observations', 'actions', 'terminals', 'qpos', 'qvel', 'button_states')  # File order; buttons optional.
 DTYPES = dict(observations=np.float32, actions=np.float32, terminals=bool, qpos=np.float32, qvel=np.float32,
               button_states=np.int64)
-REQUIRED_KEYS = ('observations', 'actions', 'terminals')  # What ogbench.load_dataset cannot do without.
-DATASET_TYPES = ('navigate', 'stitch', 'explore', 'play', 'noisy')  # Every OGBench dataset name has one.
 BLOCK_ROWS = 10_000  # Rows per shard block: small enough for a lively progress bar and little memory per worker...
 BLOCKS_PER_WORKER = 8  # ...and at least this many blocks per worker so that the last block does not run alone.
 MAX_SCENE_ATTEMPTS = 100  # Scene episodes whose cube falls off the table are redone; give up after this many.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # Fixed zip entry time (the earliest zip allows) so bytes depend on data only.
 
 
-class CorruptDatasetError(RuntimeError):
-    """A dataset file exists but cannot be read completely; it is never overwritten automatically."""
-
-
-class DatasetUnavailableError(RuntimeError):
-    """A dataset is missing, cannot be downloaded here and is not regenerated; the message says what to do."""
 
 
 # ====================================================================================================================
-# Seeding.
-# ====================================================================================================================
-@dataclasses.dataclass
-class EpisodeRngs:
-    """Every source of randomness of one episode, all derived from (seed, episode index)."""
-
-    policy: np.random.Generator  # Our own draws: start/goal cells, action noise, random actions, p_stack.
-    env_seed: int  # env.reset(seed=...) and the maze's action_space: the environment's own Generator.
-    legacy_seed: np.ndarray  # For the global np.random that ogbench's maze env and manipulation oracles draw from.
-
-
-def episode_rngs(seed: int, index: int) -> EpisodeRngs:
-    policy_ss, env_ss, legacy_ss = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3)
-    return EpisodeRngs(np.random.default_rng(policy_ss), int(env_ss.generate_state(1)[0]),
-                       legacy_ss.generate_state(4))
-
-
-@contextlib.contextmanager
-def legacy_global_seed(seed: np.ndarray) -> Iterator[None]:
-    """Seed the global np.random for the duration of one episode, then restore the caller's state.
-
-    ogbench draws start/goal jitter and teleports (locomaze) and every oracle's plan noise and final poses
-    (manipspace oracles) from the legacy global `np.random`. Seeding it per episode is the only way to make an
-    episode's bytes independent of which worker ran it and what ran before; our own draws use a Generator.
-    """
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(saved)
-
-
-# ====================================================================================================================
-# The oracle-driving loops: one per family, shared by generation and by datasets.validate's oracle evaluation.
+# The oracle-driving loops: one per family, shared by generation and scripts/oracle_eval.py.
 # ====================================================================================================================
 class EpisodeBuffer:
     """The rows of one episode in ogbench's npz layout: the observation *before* each action, and the state
@@ -302,12 +280,6 @@ def plan_blocks(recipe: Recipe, seed: int, start: int, stop: int, workers: int, 
             for a in range(start, stop, per_block)]
 
 
-def _read_npy_header(f) -> Tuple[tuple, np.dtype]:
-    major, _ = np.lib.format.read_magic(f)
-    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-    shape, fortran_order, dtype = read_header(f)
-    assert not fortran_order, 'shards are written C-ordered'
-    return shape, dtype
 
 
 def write_npz(path: str, folders: Sequence[str]) -> None:
@@ -339,46 +311,10 @@ def write_npz(path: str, folders: Sequence[str]) -> None:
                         shutil.copyfileobj(f, out)
 
 
-def check_npz_file(path: str) -> Dict[str, tuple]:
-    """Checks that `path` is a complete dataset file (zip directory, every CRC, required keys, equal row counts).
-
-    Returns {key: shape}. Raises CorruptDatasetError naming the file otherwise; the file is left untouched.
-    """
-    advice = (f'It was left untouched: inspect it, or delete it (and its train/-val partner) so that it can be '
-              f'downloaded or regenerated.')
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise CorruptDatasetError(f'Dataset file {path} is corrupt (bad CRC in {bad}). {advice}')
-            shapes = {}
-            for name in zf.namelist():
-                with zf.open(name) as f:
-                    shapes[name.removesuffix('.npy')] = _read_npy_header(f)[0]
-    except CorruptDatasetError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, zlib.error) as e:
-        raise CorruptDatasetError(f'Dataset file {path} is corrupt or truncated ({type(e).__name__}: {e}). '
-                                  f'{advice}') from e
-    missing = [k for k in REQUIRED_KEYS if k not in shapes]
-    if missing:
-        raise CorruptDatasetError(f'Dataset file {path} lacks the arrays {missing} (has {sorted(shapes)}). {advice}')
-    rows = {k: s[0] if s else None for k, s in shapes.items()}
-    if len(set(rows.values())) != 1:
-        raise CorruptDatasetError(f'Dataset file {path} has arrays of different lengths {rows}. {advice}')
-    return shapes
 
 
-def _is_ogbench_name(dataset_name: str, registry) -> bool:
-    """Whether a plain dataset name is <registered env>-<dataset type>-v0, as ogbench derives the env id."""
-    splits = dataset_name.split('-')
-    return len(splits) >= 3 and splits[-2] in DATASET_TYPES and '-'.join(splits[:-2] + splits[-1:]) in registry
 
 
-def dataset_paths(name: str, dataset_dir: str) -> Tuple[str, str]:
-    """(train, val) file paths of a dataset (variants map to their base file)."""
-    base = base_dataset_name(name)
-    return os.path.join(dataset_dir, f'{base}.npz'), os.path.join(dataset_dir, f'{base}-val.npz')
 
 
 def _refuse_overwrite(paths: Sequence[str]) -> None:
@@ -398,9 +334,6 @@ def _format_size(num_bytes: int) -> str:
     return f'{num_bytes / 1e6:.1f} MB' if num_bytes >= 1e5 else f'{num_bytes / 1e3:.1f} kB'
 
 
-def resolve_dataset_dir(dataset_dir: str | None) -> str:
-    """The absolute dataset folder; None means ogbench's default, ~/.ogbench/data."""
-    return os.path.abspath(os.path.expanduser(dataset_dir or DEFAULT_DATASET_DIR))
 
 
 def _run_blocks(blocks: List[Block], workers: int, progress: bool) -> None:
@@ -469,67 +402,6 @@ def generate(name: str, num_episodes: int | None = None, episode_length: int | N
     return train_path, val_path
 
 
-def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool = True,
-                   num_episodes: int | None = None, episode_length: int | None = None, seed: int = 0,
-                   workers: int | None = None) -> str:
-    """The train .npz path of any OGBench dataset name (variants included), making the files exist if needed.
-
-    Existing files are checked (a corrupt or truncated one raises CorruptDatasetError naming it, never
-    overwritten). Missing files are downloaded with ogbench; if that fails (no network) and the dataset is
-    regenerable and regenerate=True, they are regenerated with the published recipe. A custom num_episodes /
-    episode_length asks for a regeneration of that size, so the download (always published size) is skipped.
-    """
-    import gymnasium
-    import ogbench
-
-    base = base_dataset_name(name)
-    if base not in REGENERABLE and not _is_ogbench_name(base, gymnasium.registry):
-        get_recipe(base)  # Not an OGBench name at all: fail at once, listing the valid ones, without a download.
-    dataset_dir = resolve_dataset_dir(dataset_dir)
-    train_path, val_path = dataset_paths(base, dataset_dir)
-    present = [p for p in (train_path, val_path) if os.path.exists(p)]
-    if len(present) == 2:
-        check_npz_file(train_path)
-        check_npz_file(val_path)
-        return train_path
-    if present:
-        missing = train_path if present[0] == val_path else val_path
-        raise CorruptDatasetError(f'Dataset {base} is incomplete: {present[0]} exists but {missing} does not '
-                                  f'(an interrupted download?). Delete {present[0]} to download or regenerate the '
-                                  f'pair, or copy the missing file into {dataset_dir}.')
-
-    custom_size = num_episodes is not None or episode_length is not None
-    failure = 'skipped (a custom size was asked for)'
-    if not custom_size:
-        try:
-            ogbench.download_datasets([base], dataset_dir)
-            check_npz_file(train_path)
-            check_npz_file(val_path)
-            return train_path
-        except (OSError, http.client.HTTPException) as e:
-            failure = f'failed ({type(e).__name__}: {e})'
-    if base not in REGENERABLE:
-        try:
-            get_recipe(base)
-        except UnknownDatasetError as e:
-            raise DatasetUnavailableError(f'Dataset {base} is not in {dataset_dir} and the download {failure}. '
-                                          f'{e}') from None
-    if not regenerate:
-        raise DatasetUnavailableError(
-            f'Dataset {base} is not in {dataset_dir} and the download {failure}. Regenerate it offline with '
-            f'`python -m datasets.generate --dataset={base} --dataset_dir={dataset_dir}`, or copy {base}.npz and '
-            f'{base}-val.npz there from a machine with internet.')
-    print(f'Dataset {base}: not in {dataset_dir}, download {failure}. Regenerating it offline with OGBench\'s '
-          f'environment and scripted oracle (published recipe, seed {seed}); this matches the published data in '
-          f'distribution, not byte for byte.', file=sys.stderr, flush=True)
-    try:
-        return generate(base, num_episodes=num_episodes, episode_length=episode_length, dataset_dir=dataset_dir,
-                        seed=seed, workers=workers)[0]
-    except FileExistsError:
-        # Another process (a second training run started alongside) finished the same files first: use them.
-        check_npz_file(train_path)
-        check_npz_file(val_path)
-        return train_path
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Resolve an OGBench dataset name to (environment, train, val) with ogbench's own loader, offline if needed.
 
-Resolution order (design.md, data flow): the file in the data directory → ogbench's download → regeneration with
+Resolution order (docs/datasets.md): the file in the data directory → ogbench's download → regeneration with
 OGBench's own environments and oracles (`datasets.generate`) when the recipe needs no expert.
 """
 import os
@@ -54,7 +54,7 @@ def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None,
     """
     import ogbench
 
-    from datasets.generate import ensure_dataset
+    from datasets.files import ensure_dataset
 
     check_dataset_name(dataset_name)
     if 'cube' in dataset_name or 'scene' in dataset_name or 'puzzle' in dataset_name:

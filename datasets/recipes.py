@@ -1,7 +1,7 @@
 """The published OGBench data-collection recipes, as tables, plus the scripted oracles that follow them.
 
 The authors' generation scripts are not in the pip package, but the environments and the scripted oracles are
-(shared/ogbench.md). This module holds every number of the recipes in one table per family and the oracle *policies*
+(docs/datasets.md). This module holds every number of the recipes in one table per family and the oracle *policies*
 (how an action is chosen); `datasets.generate` runs them to write datasets and `datasets.validate` runs the very same
 policies on OGBench's evaluation tasks, so what is validated is what generated the data.
 
@@ -16,15 +16,17 @@ from collections import deque
 from typing import Any, Dict, Tuple
 
 # ogbench imports MuJoCo, whose default GLFW backend warns on every import on a headless machine; EGL is the
-# working headless backend (shared/ogbench.md). setdefault keeps whatever the user chose.
+# working headless backend (docs/datasets.md). setdefault keeps whatever the user chose.
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
 
+from datasets.files import UnknownDatasetError, base_dataset_name  # noqa: F401  (part of this API)
+
 Cell = Tuple[int, int]
 
 # --------------------------------------------------------------------------------------------------------------------
-# Maze recipes (shared/ogbench.md, "Maze datasets").
+# Maze recipes (docs/datasets.md).
 # --------------------------------------------------------------------------------------------------------------------
 MAZE_ACTION_NOISE = 0.5  # Std of the Gaussian added to the oracle's unit-vector action.
 STITCH_GOAL_BFS_STEPS = 4  # stitch: the goal is a cell exactly this many BFS steps from the start cell.
@@ -43,7 +45,7 @@ MAZE_SIZES: Dict[Tuple[str, str], Tuple[int, int]] = {
 }
 
 # --------------------------------------------------------------------------------------------------------------------
-# Manipulation recipes (shared/ogbench.md, "Manipulation datasets").
+# Manipulation recipes (docs/datasets.md).
 # --------------------------------------------------------------------------------------------------------------------
 MANIP_EPISODE_LENGTH = 1001
 # env (without -v0) → train episodes.
@@ -151,26 +153,6 @@ def _build_recipes() -> Dict[str, Recipe]:
 
 RECIPES: Dict[str, Recipe] = _build_recipes()
 REGENERABLE: Tuple[str, ...] = tuple(RECIPES)
-
-
-class UnknownDatasetError(ValueError):
-    """A dataset name this module cannot regenerate; the message says why and what to do instead."""
-
-
-def base_dataset_name(name: str) -> str:
-    """The dataset file stem behind an OGBench name, derived exactly as `ogbench.make_env_and_datasets` does.
-
-    `-oraclerep` and `-singletask[-taskN]` variants read the plain dataset's file, so they need no file of their own:
-    pointmaze-medium-navigate-oraclerep-v0 → pointmaze-medium-navigate-v0,
-    cube-single-play-singletask-task2-v0 → cube-single-play-v0.
-    """
-    splits = name.split('-')
-    if 'singletask' in splits:
-        pos = splits.index('singletask')
-        return '-'.join(splits[:pos] + splits[-1:])
-    if 'oraclerep' in splits:
-        return '-'.join(splits[:-2] + splits[-1:])
-    return name
 
 
 def get_recipe(name: str) -> Recipe:

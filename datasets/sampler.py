@@ -1,7 +1,7 @@
 """Goal-relabelling batch samplers: the compiled on-device one used in training and a numpy reference.
 
-Both implement OGBench's GCDataset relabelling (paper.md §4). For a state index t with trajectory end e (the last
-valid row of t's trajectory in the compact layout):
+Both implement OGBench's GCDataset relabelling (docs/method.md#goal-sampling). For a state index t with trajectory
+end e (the last valid row of t's trajectory in the compact layout):
 - with probability p_curgoal the goal is state t itself;
 - otherwise, with probability p_trajgoal / (1 − p_curgoal), a future state of the same trajectory:
   uniform:   round(min(t + 1, e)·d + e·(1 − d)), d ~ U[0, 1)   (never past e, so never across a boundary);
@@ -126,7 +126,8 @@ def _add_extras(batch, source, observations, idxs, goal_idxs, final_idxs, cfg: G
     return batch
 
 
-def sample_goal_batch(data: Dict[str, jnp.ndarray], rng: jnp.ndarray, cfg: GoalSamplingConfig) -> Dict[str, jnp.ndarray]:
+def sample_goal_batch(data: Dict[str, jnp.ndarray], rng: jnp.ndarray,
+                      cfg: GoalSamplingConfig) -> Dict[str, jnp.ndarray]:
     """Draws a relabelled batch inside a compiled function: indices, goals and the gather all stay on device.
 
     Returns every per-row array of `data` at the sampled indices plus 'goals' (and the indices as 'idxs').

@@ -1,4 +1,4 @@
-"""Evaluation of goal-conditioned agents on OGBench (paper.md §5).
+"""Evaluation of goal-conditioned agents on OGBench (docs/method.md#evaluation).
 
     evaluation.rollout   lockstep and sequential rollouts of tasks × episodes × guidance weights, the Evaluator
     evaluation.envs      one environment per episode, stepped in this process or in worker processes (no JAX)

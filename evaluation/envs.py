@@ -18,7 +18,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from datasets.generate import legacy_global_seed  # ogbench draws start/goal jitter from the global np.random.
+from datasets.seeding import legacy_global_seed  # ogbench draws start/goal jitter from the global np.random.
 
 StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (observations, episode over, final-step success)
 

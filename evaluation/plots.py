@@ -9,10 +9,10 @@ from evaluation.results import UNGUIDED_KEY, task_columns
 Row = Dict[str, object]  # An eval.csv row: step, guidance, overall_success, task<k>...
 
 
-def plot_success(rows: Sequence[Row], path: str, title: str) -> None:
+def plot_success(rows: Sequence[Row], path: str, title: str, w1_label: str = 'w = 1') -> None:
     """Writes a two-panel PNG from eval.csv rows (written atomically: the plot is replaced while runs go on).
 
-    Left: the last evaluation's overall and per-task success against w, with w = 1 (flow GCBC) marked; an agent
+    Left: the last evaluation's overall and per-task success against w, with w = 1 marked as `w1_label`; an agent
     without guidance gets its per-task bars instead. Right: overall success against training step, one line per w.
     """
     import matplotlib
@@ -35,7 +35,7 @@ def plot_success(rows: Sequence[Row], path: str, title: str) -> None:
         for k in tasks:
             left.plot(ws, [float(r[k]) for r in last], lw=0.8, alpha=0.6, marker='.', label=k)
         left.plot(ws, [float(r['overall_success']) for r in last], color='k', lw=2, marker='o', label='overall')
-        left.axvline(1.0, color='C3', ls='--', lw=1, label='w = 1 (GCBC)')
+        left.axvline(1.0, color='C3', ls='--', lw=1, label=w1_label)
         left.set_xlabel('guidance weight w')
         left.set_title(f'success vs w at step {last_step}')
         left.legend(fontsize=7)

@@ -58,7 +58,7 @@ class EvalResult:
         return self.task_success.mean(axis=-1)
 
     def summary(self, env_name: str, agent: str) -> Dict:
-        """summary.json's schema (design.md): success in [0, 1] per weight, overall and per task."""
+        """summary.json's schema (docs/outputs.md): success in [0, 1] per weight, overall and per task."""
         return {
             'env_name': env_name,
             'agent': agent,
@@ -96,8 +96,8 @@ def seeds_csv_rows(results: Sequence[EvalResult]) -> List[Dict[str, object]]:
 
 
 def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name: str, agent: str) -> Dict:
-    """summary.json of a multi-seed run: design.md's schema with success averaged over seeds, plus `seeds` and,
-    per weight, the std over seeds and each seed's overall success."""
+    """summary.json of a multi-seed run (docs/outputs.md): success averaged over seeds, plus `seeds` and, per weight,
+    the std over seeds and each seed's overall success."""
     summary = results[0].summary(env_name, agent)
     for i, key in enumerate(results[0].keys):
         overall = np.array([float(r.overall_success[i]) for r in results])

@@ -1,4 +1,4 @@
-"""OGBench evaluation rollouts (paper.md §5): tasks × episodes × guidance weights, lockstep or sequential.
+"""OGBench evaluation rollouts (docs/method.md#evaluation): tasks × episodes × guidance weights, lockstep or sequential.
 
 Protocol: an episode of task k starts with `env.reset(options=dict(task_id=k, render_goal=False))`, its goal is
 `info['goal']`, it ends at termination or truncation, and its success is the final step's `info['success']`.
@@ -15,8 +15,8 @@ policy call per environment step (`evaluate_lockstep_seeds`).
 Seeding: episode (task k, index e) of the evaluation at step s with run seed S resets from a seed derived from
 (S, s, k, e), the same at every weight, so weights are compared on identical start and goal states. The policy's
 noise is drawn from keys derived from (S, s) and the step (lockstep) or the row and step (sequential). The policy
-runs on the CPU (parameters copied there) so that training may keep the accelerator. `check_stop`, if given, is called once per environment
-step and may raise to abandon the evaluation (Ctrl-C during training).
+runs on the evaluation device (parameters copied there; main.py --eval_device). `check_stop`, if given, is called
+once per environment step and may raise to abandon the evaluation (Ctrl-C during training).
 """
 import dataclasses
 import os
@@ -27,9 +27,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.trainer import unstack
-from evaluation.envs import (EnvFactory, LocalEnvs, SubprocessEnvs, default_workers, make_env_batch,
-                            max_envs_for_memory, reset_episode,
-                             step_episode)
+from evaluation.envs import (
+    EnvFactory,
+    LocalEnvs,
+    SubprocessEnvs,
+    default_workers,
+    make_env_batch,
+    max_envs_for_memory,
+    reset_episode,
+    step_episode,
+)
 from evaluation.results import EvalResult, guidance_key, task_column
 
 # The policy as evaluation calls it: (observations, goals, key, per-row guidance (B,) float32) -> actions (B, A).
@@ -93,25 +100,30 @@ def policy_key(*entropy: int) -> np.ndarray:
     return np.random.SeedSequence([int(e) for e in entropy]).generate_state(2).astype(np.uint32)
 
 
-def to_cpu(tree):
-    """`tree` on this process's CPU. Arrays replicated over a multi-process mesh (main.py --distributed) are not
-    fully addressable here: their local copy is taken."""
+def default_eval_device() -> str:
+    """Where policies run during evaluation by default: the accelerator when there is one, else the CPU."""
+    return jax.devices()[0].platform
+
+
+def to_device(tree, device: str = 'cpu'):
+    """`tree` on this process's first `device` ('cpu', 'gpu', 'tpu'). Arrays replicated over a multi-process mesh
+    (main.py --distributed) are not fully addressable here: their local copy is taken."""
     local = lambda x: x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
-    return jax.device_put(jax.tree.map(local, tree), jax.devices('cpu')[0])
+    return jax.device_put(jax.tree.map(local, tree), jax.local_devices(backend=device)[0])
 
 
-def cpu_policy(agent) -> PolicyFn:
-    """`agent.sample_actions` with the parameters copied to the CPU: rollouts never occupy the accelerator."""
-    agent = to_cpu(agent)
+def cpu_policy(agent, device: str = 'cpu') -> PolicyFn:
+    """`agent.sample_actions` with the parameters copied to `device` (the CPU unless told otherwise)."""
+    agent = to_device(agent, device)
     if agent.guided:
         return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key, guidance=w))
     return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key))
 
 
-def stacked_cpu_policy(agents) -> SeedsPolicyFn:
-    """The policy of S seeds stacked along a leading axis (`agents.trainer.create_agents`), on the CPU: one call
+def stacked_cpu_policy(agents, device: str = 'cpu') -> SeedsPolicyFn:
+    """The policy of S seeds stacked along a leading axis (`agents.trainer.create_agents`), on `device`: one call
     samples every seed's rows, (S, B, ...) inputs and (S, 2) keys -> (S, B, A) actions."""
-    agents = to_cpu(agents)
+    agents = to_device(agents, device)
     if agents.guided:
         sample = lambda agent, obs, goals, key, w: agent.sample_actions(obs, goals, key, guidance=w)
     else:
@@ -305,23 +317,25 @@ class Evaluator:
     `num_seeds > 1`: the agent is S stacked seeds `seed, seed + 1, ...` (main.py --num_seeds) and a call returns one
     result per seed, all seeds rolled out in the same lockstep batch (sequential mode: one seed after the other).
     `max_envs`: lockstep environments at most (None: as many as half the available memory holds, measured on one
-    environment at the first evaluation; see `evaluate_lockstep_seeds`).
+    environment at the first evaluation; see `evaluate_lockstep_seeds`). `device`: where the policy runs (a JAX
+    platform name; None: `default_eval_device()`). A call returns one result per seed.
     Call `close()` (or use it as a context manager) to stop the workers.
     """
 
     def __init__(self, plan: EvalPlan, make_env: EnvFactory, seed: int, mode: str = 'lockstep',
                  workers: Optional[int] = None, video_root: Optional[str] = None, progress: bool = True,
-                 num_seeds: int = 1, max_envs: Optional[int] = None):
+                 num_seeds: int = 1, max_envs: Optional[int] = None, device: Optional[str] = None):
         if mode not in EVAL_MODES:
             raise ValueError(f'Unknown evaluation mode {mode!r}; valid modes: {", ".join(EVAL_MODES)}.')
         self.plan, self.make_env, self.seed, self.mode = plan, make_env, seed, mode
         self.seeds = tuple(range(seed, seed + num_seeds))
         self.workers = default_workers(num_seeds * plan.num_rows) if workers is None else workers
         self.video_root, self.progress, self.max_envs = video_root, progress, max_envs
+        self.device = default_eval_device() if device is None else device
         self._envs = None  # Created at the first evaluation, then reused.
 
     def __call__(self, agent, step: int,
-                 check_stop: Optional[Callable[[], None]] = None) -> Union[EvalResult, List[EvalResult]]:
+                 check_stop: Optional[Callable[[], None]] = None) -> List[EvalResult]:
         video_dir = None
         if self.video_root is not None and self.plan.video_episodes > 0:
             video_dir = os.path.join(self.video_root, f'step_{step}')
@@ -333,8 +347,8 @@ class Evaluator:
                 self._envs.resize(1)
             env = self._envs.envs[0]
             if not stacked:
-                return evaluate_sequential(cpu_policy(agent), env, self.plan, self.seed, step, **kwargs)
-            return [evaluate_sequential(cpu_policy(unstack(agent, k)), env, self.plan, s, step,
+                return [evaluate_sequential(cpu_policy(agent, self.device), env, self.plan, self.seed, step, **kwargs)]
+            return [evaluate_sequential(cpu_policy(unstack(agent, k), self.device), env, self.plan, s, step,
                                         **{**kwargs, 'video_dir': video_dir if k == 0 else None})
                     for k, s in enumerate(self.seeds)]
         if self._envs is None:
@@ -343,8 +357,10 @@ class Evaluator:
             self._envs = make_env_batch(self.make_env, self.workers)
         kwargs['max_envs'] = self.max_envs
         if not stacked:
-            return evaluate_lockstep(cpu_policy(agent), self._envs, self.plan, self.seed, step, **kwargs)
-        return evaluate_lockstep_seeds(stacked_cpu_policy(agent), self._envs, self.plan, self.seeds, step, **kwargs)
+            return [evaluate_lockstep(cpu_policy(agent, self.device), self._envs, self.plan, self.seed, step,
+                                      **kwargs)]
+        return evaluate_lockstep_seeds(stacked_cpu_policy(agent, self.device), self._envs, self.plan, self.seeds,
+                                       step, **kwargs)
 
     def close(self) -> None:
         if self._envs is not None:

@@ -1,10 +1,10 @@
 """Orbax checkpoints holding everything needed to continue a run bit for bit on the same machine.
 
 A checkpoint `<run>/checkpoints/<step>/` has two items: `state` (the agent's parameters, optimiser state and RNG as
-flax's state dict, plus the sampler's RNG; for --num_seeds > 1 every array has a leading seed axis) and `meta` (JSON: step, agent, env_name, seed and the agent's config, so
-that a checkpoint alone can be re-evaluated). Saves are synchronous: orbax writes into a temporary folder and
-renames it when complete, so a run killed mid-save (even with SIGKILL) leaves only complete checkpoints behind,
-and the temporary leftovers are ignored and cleaned up by the next manager.
+flax's state dict, plus the sampler's RNG; for --num_seeds > 1 every array has a leading seed axis) and `meta`
+(JSON: step, agent, env_name, seed and the agent's config, so that a checkpoint alone can be re-evaluated). Saves
+are synchronous: orbax writes into a temporary folder and renames it when complete, so a run killed mid-save (even
+with SIGKILL) leaves only complete checkpoints behind, and the next manager ignores and cleans up the leftovers.
 """
 import os
 from typing import Any, Dict, Optional, Tuple
@@ -16,6 +16,10 @@ import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = 'checkpoints'  # Inside a run directory.
 MAX_TO_KEEP = 3
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint's arrays do not have the shapes the current config gives the agent."""
 
 
 class Checkpointer:
@@ -48,12 +52,25 @@ class Checkpointer:
         template = {'agent': flax.serialization.to_state_dict(template_agent),
                     'sampler_rng': np.zeros_like(template_agent.rng)}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        self._check_shapes(step, abstract)
         state = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))['state']
         agent = flax.serialization.from_state_dict(template_agent, state['agent'])
         updates = np.unique(np.asarray(agent.network.step))  # One entry per seed for stacked agents.
         if updates.tolist() != [step]:
             raise RuntimeError(f'checkpoint {self.directory}/{step} holds an agent at update(s) {updates.tolist()}')
         return agent, state['sampler_rng'], step
+
+    def _check_shapes(self, step: int, abstract: Any) -> None:
+        saved = ocp.StandardCheckpointer().metadata(os.path.join(self.directory, str(step), 'state')).item_metadata
+        saved = {jax.tree_util.keystr(p): tuple(m.shape) for p, m in jax.tree_util.tree_leaves_with_path(saved.tree)}
+        wanted = {jax.tree_util.keystr(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(abstract)}
+        diffs = [f'{key}: saved {saved.get(key, "absent")}, now {shape}' for key, shape in wanted.items()
+                 if saved.get(key) != shape]
+        diffs += [f'{key}: saved {shape}, now absent' for key, shape in saved.items() if key not in wanted]
+        if diffs:
+            raise CheckpointMismatch(f'checkpoint {self.directory}/{step} does not fit the current config '
+                                     f'({len(diffs)} arrays differ, e.g. {"; ".join(diffs[:3])}): a config change '
+                                     'that alters array shapes cannot be resumed, even with --force.')
 
     def read_meta(self, step: Optional[int] = None) -> Dict[str, Any]:
         step = self.resolve_step(step)

@@ -1,21 +1,20 @@
-"""main.py's command line: the config flag's defaults, validation of every flag, and the rules of resuming.
+"""main.py's command line: parsing (the config flag's defaults), the typed settings, validation and resume rules.
 
-The config flag (`--config.<key>=value`) is defined with defaults that depend on the command line, so they are read
-from argv before absl parses it:
+The config flag's defaults depend on the other flags, so absl parses twice (`parse_command_line`, which also reads
+--flagfile): first every flag but the config, then, with the config flag defined, everything. The defaults are
 - a new run: the registered defaults of `--agent`;
 - `--resume=DIR`: the config saved in DIR/config.json (an override on top is a difference, refused unless --force);
 - `--eval_only --restore_path=P`: the config stored in the checkpoint (overrides apply, e.g. flow_steps).
-Tuple values are read by ml_collections with `ast.literal_eval`: `--config.actor_hidden_dims=256,256,256` (or
-`'(256, 256, 256)'`) is the tuple (256, 256, 256); a single width is `--config.actor_hidden_dims=256`.
-Unknown agents and config keys fail here, before absl parses anything, naming the valid choices.
+Tuples are comma lists: `--config.actor_hidden_dims=256,256,256`; one width is `--config.actor_hidden_dims=256`.
 """
+import dataclasses
 import re
 import sys
-import types
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import ml_collections
 from absl import flags, logging
+from ml_collections import config_flags
 
 DEFAULT_AGENT = 'cfgrl'
 NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
@@ -23,50 +22,49 @@ NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
 IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
 SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
-                 'num_processes', 'process_id')
+                 'num_processes', 'process_id', 'eval_device')
 
-Settings = types.SimpleNamespace  # main.py's flag values (config excluded), by flag name.
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """main.py's flags (the config excluded), typed; see main.py for their meaning. Field order is flags.json's."""
+
+    agent: str
+    env_name: str
+    dataset_dir: Optional[str]
+    seed: int
+    num_seeds: int
+    train_steps: int
+    log_interval: int
+    eval_interval: int
+    save_interval: int
+    eval_episodes: int
+    eval_tasks: List[str]
+    eval_guidance: List[str]
+    eval_mode: str
+    eval_workers: Optional[int]
+    eval_max_envs: Optional[int]
+    eval_max_steps: Optional[int]
+    video_episodes: int
+    save_dir: str
+    resume: Optional[str]
+    force: bool
+    restore_path: Optional[str]
+    eval_only: bool
+    distributed: bool
+    coordinator_address: Optional[str]
+    num_processes: Optional[int]
+    process_id: Optional[int]
+    eval_device: Optional[str]
+
+    @property
+    def seeds(self) -> List[int]:
+        """`seed`, or seed, seed + 1, ... with --num_seeds."""
+        return list(range(self.seed, self.seed + self.num_seeds))
 
 
 class UsageError(ValueError):
     """A bad command line; main prints the message and exits with status 2 before doing any work."""
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Reading argv before absl does (the config flag's defaults depend on it).
-# ------------------------------------------------------------------------------------------------------------------
-def peek_flag(argv: Sequence[str], name: str) -> Optional[str]:
-    """The value of `--name=v` / `--name v` in argv (the last one wins, as in absl), or None."""
-    value = None
-    for i, arg in enumerate(argv[1:], start=1):
-        for dashes in ('--', '-'):
-            if arg.startswith(f'{dashes}{name}='):
-                value = arg.split('=', 1)[1]
-            elif arg == f'{dashes}{name}' and i + 1 < len(argv):
-                value = argv[i + 1]
-    return value
-
-
-def peek_bool(argv: Sequence[str], name: str) -> bool:
-    value = False
-    for arg in argv[1:]:
-        flag = arg.lstrip('-')
-        if flag == name or flag.lower() in (f'{name}=true', f'{name}=1'):
-            value = True
-        elif flag == f'no{name}' or flag.lower() in (f'{name}=false', f'{name}=0'):
-            value = False
-    return value
-
-
-def initial_config(argv: Sequence[str]) -> ml_collections.ConfigDict:
-    """The config flag's defaults for this command line (module docstring). Exits with the reason on an unknown
-    agent, an unknown config key or a missing run / checkpoint, before any work starts."""
-    try:
-        config = _base_config(argv)
-        _check_override_keys(argv, config)
-    except (ValueError, FileNotFoundError) as e:  # UsageError, the registry's ValueError, a missing run.
-        fail(str(e))
-    return config
 
 
 def fail(message: str) -> None:
@@ -75,25 +73,39 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _base_config(argv: Sequence[str]) -> ml_collections.ConfigDict:
-    from agents import get_config
+# ------------------------------------------------------------------------------------------------------------------
+# Parsing.
+# ------------------------------------------------------------------------------------------------------------------
+def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues = flags.FLAGS) -> List[str]:
+    """absl's `flags_parser` for main.py: defines the config flag with this command line's defaults, then parses.
+    Unknown agents, config keys and flags, and a missing run or checkpoint, exit with the reason before any work."""
+    try:
+        rest = flag_values(argv, known_only=True)  # Every flag but --config.*; expands --flagfile.
+        from experiment import restore
 
-    resume = peek_flag(argv, 'resume')
-    if resume:
-        from experiment.run_dir import RunDir
+        config = restore.saved_config(flag_values.resume, flag_values.restore_path, flag_values.eval_only)
+        if config is None:
+            from agents import get_config
 
-        return config_from_dict(RunDir.open(resume).read_json(RunDir.CONFIG))
-    restore = peek_flag(argv, 'restore_path')
-    if restore and peek_bool(argv, 'eval_only'):
-        from experiment.checkpoints import locate_checkpoint
+            config = get_config(flag_values.agent)
+        _check_override_keys(rest, config)
+        config_flags.DEFINE_config_dict('config', config, 'Agent config (configs/<agent>.py).',
+                                        flag_values=flag_values)
+        flag_values.unparse_flags()
+        return flag_values(argv)
+    except (flags.Error, ValueError, FileNotFoundError) as e:  # UsageError, the registry's ValueError, a missing run.
+        fail(str(e))
 
-        checkpointer, step, _ = locate_checkpoint(restore)
-        return config_from_dict(checkpointer.read_meta(step)['config'])
-    return get_config(peek_flag(argv, 'agent') or DEFAULT_AGENT)
+
+def settings_from_flags(flag_values: flags.FlagValues) -> Tuple[Settings, Set[str]]:
+    """(the settings, the names of the flags given on the command line)."""
+    names = [field.name for field in dataclasses.fields(Settings)]
+    return (Settings(**{name: flag_values[name].value for name in names}),
+            {name for name in names if flag_values[name].present})
 
 
-def _check_override_keys(argv: Sequence[str], config: ml_collections.ConfigDict) -> None:
-    for arg in argv[1:]:
+def _check_override_keys(args: Sequence[str], config: ml_collections.ConfigDict) -> None:
+    for arg in args[1:]:
         match = re.match(r'--?config\.([^=\s]+)', arg)
         if match and match.group(1) not in config_to_dict(config):
             raise UsageError(f'Unknown config key {match.group(1)!r} for agent {config.agent_name!r}; valid keys: '
@@ -122,21 +134,6 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
     return config
 
 
-def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    """'config.<key>: old -> new' for each key whose value differs. A key the saved config (`old`) lacks but whose
-    new value is the agent's default is no difference: it was added to the code after that run was saved, with the
-    behaviour the run had."""
-    from agents import get_config
-
-    try:
-        defaults = config_to_dict(get_config(new.get('agent_name', old.get('agent_name', ''))))
-    except ValueError:  # An unknown agent: no defaults to compare with.
-        defaults = {}
-    return [f'config.{key}: {old.get(key, "<absent>")} -> {new.get(key, "<absent>")}'
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)
-            and not (key not in old and key in defaults and new.get(key) == defaults[key])]
-
-
 def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
     """Types the flag parser cannot check: tuple elements (`--config.actor_hidden_dims=a,b` parses as ('a,b',))
     and the agent the config belongs to."""
@@ -156,29 +153,9 @@ def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 # main.py's flags.
 # ------------------------------------------------------------------------------------------------------------------
-def settings_from_flags(flag_values: flags.FlagValues) -> Tuple[Settings, Set[str]]:
-    """(every flag main.py defines except the config, the names of those given on the command line)."""
-    defined = [f for f in flag_values.get_flags_for_module('__main__') if f.name != 'config']
-    settings = Settings(**{f.name: f.value for f in defined})
-    return settings, {f.name for f in defined if f.present}
-
-
 def recorded(settings: Settings) -> Dict[str, Any]:
     """The settings a run records in flags.json (session flags excluded)."""
-    return {k: v for k, v in vars(settings).items() if k not in SESSION_FLAGS}
-
-
-def merge_saved(settings: Settings, explicit: Set[str], saved: Dict[str, Any]) -> Tuple[Settings, List[str]]:
-    """Settings of a continued run: the saved value of every flag not given on this command line.
-
-    Returns (merged settings, the identity flags given with a different value: refused unless --force)."""
-    merged = {k: (v if k in explicit or k not in saved else saved[k]) for k, v in vars(settings).items()}
-    changed = [f'--{k}: {saved[k]} -> {merged[k]}' for k in IDENTITY_FLAGS if k in saved and saved[k] != merged[k]]
-    saved_seeds = saved.get('num_seeds', 1)  # Runs from before --num_seeds had one seed.
-    if merged.get('num_seeds', 1) != saved_seeds:  # The checkpoint's arrays have one row per seed: not forceable.
-        raise UsageError(f'--num_seeds={merged.get("num_seeds", 1)} cannot differ from the {saved_seeds} seed(s) '
-                         'the run or checkpoint was trained with.')
-    return Settings(**merged), changed
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in SESSION_FLAGS}
 
 
 def check_mode(settings: Settings) -> None:
@@ -218,6 +195,14 @@ def validate(settings: Settings) -> None:
         raise UsageError(f'--eval_max_envs must be positive, got {settings.eval_max_envs}.')
     if settings.eval_max_steps is not None and settings.eval_max_steps < 1:
         raise UsageError(f'--eval_max_steps must be positive, got {settings.eval_max_steps}.')
+    if settings.eval_device is not None:
+        import jax
+
+        try:
+            jax.local_devices(backend=settings.eval_device)
+        except RuntimeError:
+            raise UsageError(f'--eval_device={settings.eval_device}: no such device here; this machine has '
+                             f'{sorted({d.platform for d in jax.devices()} | {"cpu"})}.') from None
     task_ids(settings)
     guidance_weights(settings, guided=True)
 

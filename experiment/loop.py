@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,15 +23,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.trainer import ChunkedTrainer
-from evaluation.results import EvalResult, format_table, seeds_csv_rows
+from evaluation.results import EvalResult, format_table
 from experiment.checkpoints import Checkpointer
 from experiment.run_dir import RunDir
 
 MAX_CHUNK = 1000  # Updates per compiled dispatch at most: bounds the latency of Ctrl-C and of the progress bar.
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
 
-# (agent, step, check_stop) -> result, or one result per seed for stacked seeds.
-EvaluateFn = Callable[[Any, int, Callable[[], None]], Union[EvalResult, List[EvalResult]]]
+# (agent, step, check_stop) -> one result per seed.
+EvaluateFn = Callable[[Any, int, Callable[[], None]], List[EvalResult]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,37 +206,37 @@ class TrainLoop:
             means.add(infos)
             bar.update(end - bar.n)
             if schedule.due(end, schedule.log_interval):
-                last_log = self._log(means.pop(), end, last_log, writer, bar)
+                last_log = self._log(means.pop(), end, last_log, writer, bar, state.agent)
             if self.evaluate and schedule.due(end, schedule.eval_interval):
                 self._evaluate(state, writer, stop)
             if schedule.due(end, schedule.save_interval):
                 self._save(state)
 
-    def _log(self, means: Dict[str, float], step: int, last_log, writer, bar) -> tuple:
+    def _log(self, means: Dict[str, float], step: int, last_log, writer, bar, agent) -> tuple:
         last_step, last_time = last_log
         now = time.perf_counter()
         means['steps_per_sec'] = (step - last_step) / max(now - last_time, 1e-9)
         for key, value in means.items():
             writer.add_scalar(f'train/{key}', value, step)
+        validation = self.trainer.validate(agent, step)
+        for key, value in validation.items():
+            writer.add_scalar(f'val/{key}', value, step)
+        if self.writes:
+            self.run.record_train(step, {**means, **{f'val_{k}': v for k, v in validation.items()}})
         bar.set_postfix({k: f'{v:.4g}' for k, v in means.items() if k.endswith('loss')}, refresh=False)
         return step, now
 
     def _evaluate(self, state: '_State', writer, stop: GracefulStop) -> None:
         step = state.step
-        result = self.evaluate(state.agent, step, stop.check)
-        if isinstance(result, list):  # Stacked seeds: per-seed folders, and the mean over seeds here.
-            self.run.record_seed_evals(result, self.meta['seeds'], self.meta['env_name'], self.meta['agent'])
-            rows = seeds_csv_rows(result)
-        else:
-            self.run.record_eval(result, self.meta['env_name'], self.meta['agent'])
-            rows = result.csv_rows()
+        results = self.evaluate(state.agent, step, stop.check)
+        rows = self.run.record_results(results, self.meta['seeds'], self.meta['env_name'], self.meta['agent'])
         for row in rows:
             for key, value in row.items():
                 if key not in ('step', 'guidance'):
                     writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
         summary = ', '.join(f'w={row["guidance"]}: {row["overall_success"]:.2f}' for row in rows)
-        tqdm.write(f'step {step}: success {summary}' + (f' (mean of {len(result)} seeds)'
-                                                         if isinstance(result, list) else ''))
+        tqdm.write(f'step {step}: success {summary}' + (f' (mean of {len(results)} seeds)'
+                                                         if len(results) > 1 else ''))
 
     def _save(self, state: '_State') -> None:
         # Metrics are computed before each update, so the last update of a chunk could break the parameters

@@ -4,7 +4,8 @@
         flags.json     main.py's flags (session flags excluded)      config.json   the agent's config
         meta.json      one entry per session: git revision, python and package versions, devices, argv
         eval.csv       one row per evaluation step and guidance weight: step, guidance, overall_success, task<k>
-        summary.json   the last evaluation in design.md's schema
+        train.csv      one row per log step: the training diagnostics and val_<key> on the validation split
+        summary.json   the last evaluation in the schema of docs/outputs.md
         success.png    success vs w at the last evaluation (w = 1 marked) and success vs step per w
         tb/            TensorBoard events (training curves, evaluation success)
         checkpoints/   orbax checkpoints (experiment.checkpoints)
@@ -41,7 +42,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class RunDir:
     FLAGS, CONFIG, META = 'flags.json', 'config.json', 'meta.json'
-    EVAL_CSV, SUMMARY, PLOT = 'eval.csv', 'summary.json', 'success.png'
+    EVAL_CSV, TRAIN_CSV, SUMMARY, PLOT = 'eval.csv', 'train.csv', 'summary.json', 'success.png'
     TENSORBOARD, VIDEOS, EVALS = 'tb', 'videos', 'evals'
     PART_OF = 'part_of_run'  # flags.json key of a seed_<k>/ folder: the multi-seed run it belongs to.
 
@@ -126,28 +127,50 @@ class RunDir:
 
     # -- Evaluation results -------------------------------------------------------------------------------------
     def eval_rows(self) -> List[Dict[str, str]]:
-        if not os.path.exists(self.file(self.EVAL_CSV)):
+        return self._read_rows(self.EVAL_CSV)
+
+    def train_rows(self) -> List[Dict[str, str]]:
+        return self._read_rows(self.TRAIN_CSV)
+
+    def _read_rows(self, name: str) -> List[Dict[str, str]]:
+        if not os.path.exists(self.file(name)):
             return []
-        with open(self.file(self.EVAL_CSV), newline='') as f:
+        with open(self.file(name), newline='') as f:
             return list(csv.DictReader(f))
+
+    def record_train(self, step: int, metrics: Dict[str, float]) -> None:
+        """Appends one log step's training and validation metrics to train.csv."""
+        row = {'step': str(step), **{k: f'{v:.6g}' for k, v in metrics.items()}}
+        self._write_rows(self.train_rows() + [row], self.TRAIN_CSV)
 
     def evaluated_steps(self) -> set:
         return {int(row['step']) for row in self.eval_rows()}
 
     def discard_evals_after(self, step: int) -> None:
-        """Drops eval.csv rows past `step`: a resumed run redoes those evaluations (from the same parameters)."""
-        for run in [self] + self.seed_dirs():
-            rows = run.eval_rows()
+        """Drops eval.csv and train.csv rows past `step`: a resumed run redoes those steps (from the same
+        parameters)."""
+        for run, name in [(self, self.TRAIN_CSV)] + [(run, self.EVAL_CSV) for run in [self] + self.seed_dirs()]:
+            rows = run._read_rows(name)
             kept = [row for row in rows if int(row['step']) <= step]
             if len(kept) != len(rows):
-                run._write_rows(kept)
+                run._write_rows(kept, name)
+
+    def record_results(self, results: List[EvalResult], seeds: List[int], env_name: str,
+                       agent: str) -> List[Dict[str, Any]]:
+        """Records one evaluation (one result per seed) and returns its eval.csv rows (the mean over seeds)."""
+        if len(results) == 1:
+            self.record_eval(results[0], env_name, agent)
+            return results[0].csv_rows()
+        self.record_seed_evals(results, seeds, env_name, agent)
+        return seeds_csv_rows(results)
 
     def record_eval(self, result: EvalResult, env_name: str, agent: str) -> None:
         """Appends the result to eval.csv, rewrites summary.json and the plot."""
         rows = self.eval_rows() + [{k: str(v) for k, v in row.items()} for row in result.csv_rows()]
         self._write_rows(rows)
         self.write_json(self.SUMMARY, result.summary(env_name, agent))
-        plot_success(rows, self.file(self.PLOT), title=f'{agent} on {env_name} ({os.path.basename(self.path)})')
+        plot_success(rows, self.file(self.PLOT), title=f'{agent} on {env_name} ({os.path.basename(self.path)})',
+                     w1_label=w1_label(agent))
 
     def record_seed_evals(self, results: List[EvalResult], seeds: List[int], env_name: str, agent: str) -> None:
         """One evaluation of a multi-seed run: each seed's result into its seed_<k>/ folder, and the mean over
@@ -158,22 +181,30 @@ class RunDir:
         self._write_rows(rows)
         self.write_json(self.SUMMARY, seeds_summary(results, seeds, env_name, agent))
         plot_success(rows, self.file(self.PLOT),
-                     title=f'{agent} on {env_name}, mean of {len(seeds)} seeds ({os.path.basename(self.path)})')
+                     title=f'{agent} on {env_name}, mean of {len(seeds)} seeds ({os.path.basename(self.path)})',
+                     w1_label=w1_label(agent))
 
-    def _write_rows(self, rows: List[Dict[str, str]]) -> None:
+    def _write_rows(self, rows: List[Dict[str, str]], name: str = EVAL_CSV) -> None:
         # Columns are the union over rows, so a resumed run evaluating other tasks still writes one table.
         columns = list(dict.fromkeys(k for row in rows for k in row))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, restval='')
         writer.writeheader()
         writer.writerows(rows)
-        self._write_text(self.EVAL_CSV, buffer.getvalue())
+        self._write_text(name, buffer.getvalue())
 
     def summary_writer(self, purge_step: int):
         """TensorBoard writer; `purge_step` hides events a killed session wrote past its last checkpoint."""
         from tensorboardX import SummaryWriter
 
         return SummaryWriter(self.file(self.TENSORBOARD), purge_step=purge_step or None)
+
+
+def w1_label(agent: str) -> str:
+    """What guidance weight 1 samples for `agent` (its class's `w1_label`), for the plot."""
+    from agents import AGENTS, get_agent_class
+
+    return get_agent_class(agent).w1_label if agent in AGENTS else 'w = 1'
 
 
 def environment_info() -> Dict[str, Any]:

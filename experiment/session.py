@@ -14,9 +14,9 @@ from agents import get_agent_class
 from agents.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
-from evaluation.results import format_table, seeds_csv_rows
+from evaluation.results import format_table
 from evaluation.rollout import EvalPlan, Evaluator, is_single_task, single_task_id
-from experiment import cli
+from experiment import cli, restore
 from experiment.checkpoints import locate_checkpoint
 from experiment.loop import EXIT_OK
 from experiment.run_dir import RunDir
@@ -26,23 +26,14 @@ SAMPLER_STREAM = 1  # The sampler's key is fold_in(PRNGKey(seed), 1): independen
 
 def resolve_settings(settings: cli.Settings, explicit: Set[str],
                      config: ml_collections.ConfigDict) -> Tuple[cli.Settings, Optional[RunDir], List[str]]:
-    """Validated settings, the run directory being resumed (None for a new run) and notes for meta.json.
-
-    On --resume, flags not given take the run's saved values; a changed identity flag (agent, env, seed, dataset)
-    or a config override that differs from the saved config is refused, naming each difference, unless --force.
-    Nothing is created here: a new run's directory is made once its data has loaded.
-    """
-    run, changes = None, []
+    """Validated settings, the run directory being resumed (None for a new run) and notes for meta.json. Nothing
+    is created here: a new run's directory is made once its data has loaded."""
+    run, notes = None, []
     if settings.resume:
-        run = RunDir.open(settings.resume)
-        settings, changes = cli.merge_saved(settings, explicit, run.read_json(RunDir.FLAGS))
-        changes += cli.config_differences(run.read_json(RunDir.CONFIG), cli.config_to_dict(config))
-        if changes and not settings.force:
-            raise cli.UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
-                                 'Pass --force to resume anyway.')
+        settings, run, notes = restore.resume(settings, explicit, config)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
-    return settings, run, [f'forced change on resume: {c}' for c in changes]
+    return settings, run, notes
 
 
 def new_run_dir(settings: cli.Settings) -> RunDir:
@@ -59,18 +50,13 @@ def new_run_dir(settings: cli.Settings) -> RunDir:
     return RunDir(path)
 
 
-def seeds(settings: cli.Settings) -> List[int]:
-    """The seeds of a run: `seed` alone, or seed, seed + 1, ... with --num_seeds."""
-    return list(range(settings.seed, settings.seed + settings.num_seeds))
-
-
-def create_agent(settings: cli.Settings, example: Dict[str, np.ndarray], config: ml_collections.ConfigDict):
-    """The run's freshly initialised agent; with --num_seeds > 1, one per seed stacked along a leading axis
-    (seed k initialised exactly as a single run with seed k)."""
-    agent_cls = get_agent_class(settings.agent)
-    if settings.num_seeds == 1:
-        return agent_cls.create(settings.seed, example, config)
-    return create_agents(agent_cls, seeds(settings), example, config)
+def create_agent(agent: str, seeds: List[int], example: Dict[str, np.ndarray], config: ml_collections.ConfigDict):
+    """A freshly initialised agent; with several seeds, one per seed stacked along a leading axis (seed k
+    initialised exactly as a single run with seed k)."""
+    agent_cls = get_agent_class(agent)
+    if len(seeds) == 1:
+        return agent_cls.create(seeds[0], example, config)
+    return create_agents(agent_cls, seeds, example, config)
 
 
 def initial_sampler_rng(seed: int, num_seeds: int = 1) -> jax.Array:
@@ -112,7 +98,7 @@ def training_mesh(settings: cli.Settings, config: ml_collections.ConfigDict) -> 
 def checkpoint_meta(settings: cli.Settings, config: ml_collections.ConfigDict) -> Dict:
     """What every checkpoint carries besides arrays, so that it can be re-evaluated on its own."""
     return {'agent': settings.agent, 'env_name': settings.env_name, 'seed': settings.seed,
-            'num_seeds': settings.num_seeds, 'seeds': seeds(settings), 'config': cli.config_to_dict(config)}
+            'num_seeds': settings.num_seeds, 'seeds': settings.seeds, 'config': cli.config_to_dict(config)}
 
 
 def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
@@ -131,7 +117,8 @@ def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
     plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
                     guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes)
     return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
-                     video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs)
+                     video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs,
+                     device=settings.eval_device)
 
 
 def example_batch(env_name: str, config: ml_collections.ConfigDict) -> Dict[str, np.ndarray]:
@@ -154,8 +141,8 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
     checkpointer, step, _ = locate_checkpoint(path)
     meta = checkpointer.read_meta(step)
     config = cli.config_from_dict(meta['config'])
-    trained = cli.Settings(agent=meta['agent'], seed=meta['seed'], num_seeds=meta.get('num_seeds', 1))
-    template = create_agent(trained, example_batch(meta['env_name'], config), config)
+    seeds = list(range(meta['seed'], meta['seed'] + meta.get('num_seeds', 1)))
+    template = create_agent(meta['agent'], seeds, example_batch(meta['env_name'], config), config)
     agent = checkpointer.restore(template, step)[0]
     checkpointer.close()
     return agent, meta, step
@@ -163,35 +150,22 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
 
 def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
     """--eval_only: evaluates a checkpoint into a new folder (never clobbering), `<run>/evals/<time>_step<N>/` when
-    the checkpoint belongs to a run directory, else under --save_dir. Agent, environment and seed default to the
-    checkpoint's; config overrides apply (e.g. another flow_steps) and are recorded."""
-    checkpointer, step, run_path = locate_checkpoint(settings.restore_path)
-    meta = checkpointer.read_meta(step)
-    settings, changes = cli.merge_saved(settings, explicit, meta)
-    if changes and not settings.force:
-        raise cli.UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
-                             'Pass --force to evaluate it anyway.')
+    the checkpoint belongs to a run directory, else under --save_dir (experiment.restore.eval_only)."""
+    settings, checkpointer, step, run_path, notes = restore.eval_only(settings, explicit, config)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
     if settings.eval_episodes == 0:
         raise cli.UsageError('--eval_only needs --eval_episodes > 0.')
-    notes = [f'restored from {checkpointer.directory}/{step}']
-    notes += [f'config override: {c}' for c in cli.config_differences(meta['config'], cli.config_to_dict(config))]
-
     parent = os.path.join(run_path, RunDir.EVALS) if run_path else os.path.join(
         settings.save_dir, settings.env_name, settings.agent)
-    template = create_agent(settings, example_batch(settings.env_name, config), config)
+    template = create_agent(settings.agent, settings.seeds, example_batch(settings.env_name, config), config)
     agent, _, _ = checkpointer.restore(template, step)
     out = RunDir.create(parent, f'{RunDir.default_name(settings.seed, settings.num_seeds)}_step{step}')
     out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
                        cli.config_to_dict(config), step, notes)
     with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
-        result = evaluator(agent, step)
-    if isinstance(result, list):
-        out.record_seed_evals(result, seeds(settings), settings.env_name, settings.agent)
-        print(format_table(seeds_csv_rows(result), f'mean of {len(result)} seeds'))
-    else:
-        out.record_eval(result, settings.env_name, settings.agent)
-        print(result.table())
+        results = evaluator(agent, step)
+    rows = out.record_results(results, settings.seeds, settings.env_name, settings.agent)
+    print(results[0].table() if len(results) == 1 else format_table(rows, f'mean of {len(results)} seeds'))
     print(f'Results: {out.path}')
     return EXIT_OK

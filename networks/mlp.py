@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 
 def default_init(scale: float = 1.0) -> Callable:
-    """variance_scaling(scale, fan_avg, uniform): the initialiser of the authors' code (paper.md §2)."""
+    """variance_scaling(scale, fan_avg, uniform): the authors' initialiser (docs/method.md#flow-policies)."""
     return nn.initializers.variance_scaling(scale, 'fan_avg', 'uniform')
 
 

@@ -8,7 +8,7 @@ from networks.mlp import MLP, default_init
 
 
 class VelocityField(nn.Module):
-    """Flow-matching velocity v(s, c, a_t, t) over concat[obs, cond, a_t, t] (paper.md §2).
+    """Flow-matching velocity v(s, c, a_t, t) over concat[obs, cond, a_t, t] (docs/method.md#flow-policies).
 
     When `cond_dim` is set the module owns a learned "unconditional" embedding of the same width as the condition;
     rows whose `uncond` flag is True see that embedding instead of their condition. This is classifier-free
@@ -75,7 +75,7 @@ def unit_gaussian_nll(targets: jnp.ndarray, means: jnp.ndarray) -> jnp.ndarray:
 
 
 class OptimalityVelocity(nn.Module):
-    """Velocity field conditioned on an optimality label o ∈ {∅, 0, 1} (value-guided CFGRL, paper.md §3).
+    """Velocity field conditioned on an optimality label o ∈ {∅, 0, 1} (value-guided CFGRL, docs/method.md#variants).
 
     Labels are integers: 0 = ∅ (unconditional), 1 = "o = 0" (negative advantage), 2 = "o = 1". Each has a learned
     embedding of width `embed_dim` in one 3-entry table. Rows whose `uncond` flag is set use label ∅, so the

@@ -1,4 +1,4 @@
-"""State values V(s) and critic ensembles Q_i(s, a) for the IQL-based agents (LayerNorm MLPs, paper.md §3)."""
+"""State values V(s) and critic ensembles Q_i(s, a) for the IQL-based agents (LayerNorm MLPs; docs/method.md)."""
 from typing import Sequence
 
 import flax.linen as nn

@@ -21,20 +21,23 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from agents import AGENTS, get_agent_class, get_config
 from scripts.paper_results import paper_value
 
 UNGUIDED_KEYS = ('none',)
 
 
 def variant_label(agent: str, config: Mapping) -> str:
-    """The name of the table column a run belongs to."""
-    if agent in ('gcfbc', 'gcbc') and not config.get('use_goals', True):
-        return {'gcfbc': 'flow_bc', 'gcbc': 'bc'}[agent]
-    if agent in ('cfgrl', 'hcfgrl', 'cfgrl_iql') and config.get('p_uncond', 0.1) == 0:
-        return {'cfgrl': 'gcfbc_nodrop', 'hcfgrl': 'flow_hgcbc', 'cfgrl_iql': 'flow_bc_iql'}[agent]
-    if agent == 'awr':
-        return f'awr(alpha={config.get("alpha"):g})'
-    return agent
+    """The name of the table column a run belongs to: the baseline its config realises (the agent class's
+    `baselines`), else the agent's name with the values of its `label_keys`."""
+    if agent not in AGENTS:
+        return agent
+    cls, defaults = get_agent_class(agent), get_config(agent)
+    for name, overrides in cls.baselines.items():
+        if all(config.get(key, defaults.get(key)) == value for key, value in overrides.items()):
+            return name
+    labels = [f'{key}={config.get(key, defaults.get(key)):g}' for key in cls.label_keys]
+    return f'{agent}({", ".join(labels)})' if labels else agent
 
 
 def find_runs(roots: Iterable[str]) -> List[str]:

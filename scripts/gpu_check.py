@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from typing import Dict, List, Optional
@@ -45,7 +46,8 @@ GUIDANCE = '0,1,1.5,2,3,5'
 # Full check: seconds per part (each also capped by what is left of --budget_s) and the run's sizes.
 FULL = {
     'boxes': {'train_speed': 110, 'multi_seed': 100, 'run_train': 180, 'run_eval': 150,
-              'guided_sampling-accelerator': 45, 'guided_sampling-cpu': 60, 'eval_speed': 100},
+              'guided_sampling-accelerator': 45, 'guided_sampling-cpu': 60, 'eval_speed-accelerator': 90,
+              'eval_speed-cpu': 90},
     'train_speed': ['--sizes=paper,small', '--repeats=3'],
     'multi_seed': ['--seeds=1,8', '--hidden_dims=512,512,512,512', '--batch_size=1024', '--repeats=3'],
     'guided_sampling': ['--sizes=small,paper', '--batch_sizes=1,250,1024', '--repeats=3', '--min_time=0.1'],
@@ -55,7 +57,8 @@ FULL = {
 }
 SMOKE = {
     'boxes': {'train_speed': 120, 'multi_seed': 120, 'run_train': 150, 'run_eval': 120,
-              'guided_sampling-accelerator': 90, 'guided_sampling-cpu': 90, 'eval_speed': 120},
+              'guided_sampling-accelerator': 90, 'guided_sampling-cpu': 90, 'eval_speed-accelerator': 120,
+              'eval_speed-cpu': 120},
     'train_speed': ['--sizes=smoke', '--repeats=1', '--chunk=5'],
     'multi_seed': ['--seeds=2', '--hidden_dims=16,16', '--batch_size=16', '--steps=5', '--chunk=5', '--repeats=1'],
     'guided_sampling': ['--sizes=smoke', '--batch_sizes=4', '--flow_steps=2', '--repeats=1', '--min_time=0.001'],
@@ -120,8 +123,8 @@ def prepare(with_dataset: bool) -> int:
               '--no_dataset (the check then regenerates the dataset there).', file=sys.stderr)
         return 1
     print('\nOn the GPU machine, from the repository root, carrying ' + ', '.join(carry) + ':')
-    print('  bash scripts/gpu_check.sh --out_root="$OUT"')
-    print('then copy <files>/<date>-<device>/ into results/gpu/ and commit it.')
+    print('  bash scripts/gpu_check.sh --archive="$OUT/gpu_check.tar.gz"')
+    print('then unpack the archive into results/gpu/ and commit it.')
     return 0
 
 
@@ -342,13 +345,15 @@ def report(versions: dict, install: List[str], check: Check, results: Dict[str, 
                               [[net(r['hidden_dims']), r['batch_size']]
                                + [f'{r["actions_per_s"][k]:.0f}' for k in ('fused', 'two passes', 'unguided')]
                                for r in gs['rows']])
-    es = results.get('eval_speed')
-    if es:
+    evals = [results[k] for k in ('eval_speed-accelerator', 'eval_speed-cpu') if results.get(k)]
+    if evals:
+        es = evals[0]
         lines += ['', f'## Evaluation (`benchmarks.eval_speed`: {es["policy"]}, {es["episodes"]} episodes, '
                   f'{es["env_steps"]} env steps, {es["workers"]} env workers)', '']
-        lines += md_table(['lockstep s', 'env floor s', 'policy floor s', 'sequential s (extrapolated)'],
-                          [[f'{es[k]:.2f}' for k in ('lockstep_s', 'env_floor_s', 'policy_floor_s',
-                                                     'sequential_s_extrapolated')]])
+        lines += md_table(['policy on', 'lockstep s', 'env floor s', 'policy floor s', 'sequential s (extrapolated)'],
+                          [[e.get('eval_device', '?')] + [f'{e[k]:.2f}' for k in (
+                              'lockstep_s', 'env_floor_s', 'policy_floor_s', 'sequential_s_extrapolated')]
+                           for e in evals])
 
     lines += ['', f'## Paper-scale run: CFGRL on {ENV_NAME}', '', f'`{run.get("command", "not started")}`', '',
               f'`{run.get("eval_command", "no evaluation")}`', '',
@@ -417,12 +422,17 @@ def check_main(args) -> int:
         run = paper_run(check, sizes, out_dir, work_dir, results)
         bench('guided_sampling-accelerator', 'guided_sampling', sizes['guided_sampling'])
         bench('guided_sampling-cpu', 'guided_sampling', sizes['guided_sampling'], {'JAX_PLATFORMS': 'cpu'})
-        bench('eval_speed', 'eval_speed', sizes['eval_speed'])
+        bench('eval_speed-accelerator', 'eval_speed', sizes['eval_speed'])
+        bench('eval_speed-cpu', 'eval_speed', sizes['eval_speed'] + ['--eval_device=cpu'])
     text = report(versions, install, check, results, run, args.smoke, args.budget_s, time.monotonic() - started)
     with open(os.path.join(out_dir, 'report.md'), 'w') as f:
         f.write(text)
     check.log.close()
     print('\n' + text)
+    if args.archive:  # One file to bring back from a machine that returns only a few.
+        with tarfile.open(args.archive, 'w:gz') as tar:
+            tar.add(out_dir, arcname=name)
+        print(f'[gpu_check] archived {out_dir} into {args.archive}')
     failed = [name for name, status in check.status.items() if status.startswith('failed')]
     if failed:
         print(f'gpu_check: failed parts: {", ".join(failed)} (their output is in {out_dir}/log.txt).', file=sys.stderr)
@@ -435,6 +445,7 @@ def main(argv=None) -> int:
     parser.add_argument('--no_dataset', action='store_true', help='--prepare: do not carry the dataset')
     parser.add_argument('--smoke', action='store_true', help='tiny sizes on any machine, about a minute')
     parser.add_argument('--budget_s', type=float, default=None, help='overall time budget (default 540; smoke 600)')
+    parser.add_argument('--archive', default=None, help='also pack the report folder into this .tar.gz')
     parser.add_argument('--out_root', default=os.path.join(REPO, 'results', 'gpu'),
                         help='the report goes to <out_root>/<date>-<device>/')
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The paper's reported success rates (%), as restated in shared/paper.md §6, for side-by-side tables.
+"""The paper's reported success rates (%), from its Tables 2 and 3, for side-by-side tables.
 
 These are the PAPER's numbers, never ours: the aggregation prints them in columns labelled "paper".
 Keys: (table, dataset name without '-v0' and variant suffixes, variant) -> mean (or (mean, std)).

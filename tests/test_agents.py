@@ -4,20 +4,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import AGENTS, get_agent_class, get_config
-from agents import flow
+from agents import AGENTS, flow, get_agent_class, get_config, is_guided, pixel_agents, variants
 from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from tests.conftest import tiny_config
 
-VARIANTS = [('cfgrl', {}), ('gcfbc', {}), ('gcfbc', {'use_goals': False}), ('gcbc', {}), ('gcbc', {'use_goals': False}),
-            ('hcfgrl', {}), ('hcfgrl', {'p_uncond': 0.0}), ('hgcbc', {}), ('cfgrl_iql', {}), ('awr', {})]
-SINGLE_TASK = ('cfgrl_iql', 'awr')
+VARIANTS = variants()  # Every registered agent and each baseline it declares.
+# The fast path (pytest -m "not slow") takes every agent at its defaults; the baselines run in the full suite.
+VARIANT_PARAMS = [pytest.param(name, overrides, marks=[pytest.mark.slow] if overrides else [])
+                  for name, overrides in VARIANTS]
+
+
+def single_task(name):
+    return get_agent_class(name).single_task
 
 
 @pytest.fixture
 def dataset_for(tiny_dataset, tiny_singletask_dataset):
-    return lambda name: tiny_singletask_dataset if name in SINGLE_TASK else tiny_dataset
+    return lambda name: tiny_singletask_dataset if single_task(name) else tiny_dataset
 
 
 def _setup(name, dataset, seed=0, **overrides):
@@ -43,28 +47,33 @@ def test_defaults_are_the_papers():
     assert get_config('cfgrl').p_uncond == 0.1 and get_config('cfgrl').flow_steps == 16
 
 
-@pytest.mark.parametrize('name,overrides', VARIANTS)
-def test_update_changes_params_and_learning_lowers_the_loss(dataset_for, name, overrides):
-    agent, sampling, data, example = _setup(name, dataset_for(name), **overrides)
+@pytest.mark.parametrize('name,overrides', VARIANT_PARAMS)
+def test_update_changes_every_parameter(dataset_for, name, overrides):
+    agent, _, _, example = _setup(name, dataset_for(name), **overrides)
     before = jax.tree.map(np.array, agent.network.params)
     new_agent, info = jax.jit(lambda a, b: a.update(b))(agent, example)
     changed = jax.tree.map(lambda x, y: not np.allclose(x, y), before, new_agent.network.params)
-    if name in SINGLE_TASK:  # The target critic moves by Polyak averaging only (τ = 0.005 of a one-step change).
+    if single_task(name):  # The target critic moves by Polyak averaging only (τ = 0.005 of a one-step change).
         changed['modules_target_critic'] = True
     assert all(jax.tree.leaves(changed)), f'every parameter should change: {changed}'
     assert np.isfinite(float(info['actor_loss']))
     assert int(new_agent.network.step) == 1
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,overrides', VARIANTS)
+def test_learning_lowers_the_loss(dataset_for, name, overrides):
+    agent, sampling, data, _ = _setup(name, dataset_for(name), **overrides)
     trainer = ChunkedTrainer(sampling, data, chunk_size=20)
-    agent, rng, infos = trainer.run(new_agent, jax.random.PRNGKey(1), 20)
-    key = 'critic_loss' if name in SINGLE_TASK else 'actor_loss'  # AWR's actor loss re-weights as A is learnt.
+    agent, rng, infos = trainer.run(agent, jax.random.PRNGKey(1), 20)
+    key = 'critic_loss' if single_task(name) else 'actor_loss'  # AWR's actor loss re-weights as A is learnt.
     first = float(np.mean(infos[key]))
     agent, rng, infos = trainer.run(agent, rng, 60)
     last = float(np.mean(infos[key]))
     assert last < first, (first, last)
 
 
-@pytest.mark.parametrize('name,overrides', VARIANTS)
+@pytest.mark.parametrize('name,overrides', VARIANT_PARAMS)
 def test_sample_actions_shape_and_range(dataset_for, name, overrides):
     agent, _, _, example = _setup(name, dataset_for(name), **overrides)
     kwargs = {'guidance': 3.0} if agent.guided else {}
@@ -109,7 +118,8 @@ def test_changing_guidance_does_not_recompile(tiny_dataset):
     compiled = sample._cache_size()
     for w in (0.0, 1.5, 2.0, 3.0):
         agent.sample_actions(obs, goals, rng, guidance=w).block_until_ready()
-        agent.sample_actions(obs, goals, rng, guidance=np.linspace(0, w, obs.shape[0], dtype=np.float32)).block_until_ready()
+        per_row = np.linspace(0, w, obs.shape[0], dtype=np.float32)
+        agent.sample_actions(obs, goals, rng, guidance=per_row).block_until_ready()
     assert sample._cache_size() == compiled
 
 
@@ -146,12 +156,23 @@ def test_optimality_labels_match_the_hand_computed_advantage_sign(tiny_singletas
     advantage = q - np.asarray(net.select('value')(obs))
     expected = np.where(advantage >= 0, LABEL_OPTIMAL, LABEL_NEGATIVE)
     np.testing.assert_array_equal(optimality_labels(agent.advantages(example)), expected)
-    # The advantage is a stop-gradient for the actor: its gradient w.r.t. the critic is exactly zero.
-    grads = jax.grad(lambda p: agent.replace(network=net.replace(params=p)).actor_loss(
-        example, net.params, jax.random.PRNGKey(0))[0])(net.params)
-    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads['modules_critic']))
 
 
+def test_awr_actor_loss_does_not_train_the_critic(tiny_singletask_dataset, monkeypatch):
+    agent, _, _, example = _setup('awr', tiny_singletask_dataset)
+    net = agent.network
+
+    def critic_grads():
+        grads = jax.grad(lambda p: agent.replace(network=net.replace(params=p)).actor_loss(
+            example, net.params, jax.random.PRNGKey(0))[0])(net.params)
+        return [float(jnp.abs(g).max()) for g in jax.tree.leaves(grads['modules_critic'])]
+
+    assert max(critic_grads()) == 0  # The advantage weights are a stop-gradient for the actor.
+    monkeypatch.setattr(jax.lax, 'stop_gradient', lambda x: x)
+    assert max(critic_grads()) > 0  # Without it the weights would train the critic: the check above can fail.
+
+
+@pytest.mark.slow
 def test_target_critic_follows_by_polyak_averaging(tiny_singletask_dataset):
     agent, _, _, example = _setup('awr', tiny_singletask_dataset)
     target0 = jax.tree.map(np.array, agent.network.params['modules_target_critic'])
@@ -159,3 +180,16 @@ def test_target_critic_follows_by_polyak_averaging(tiny_singletask_dataset):
     tau = agent.config.tau
     jax.tree.map(lambda t0, c, t1: np.testing.assert_allclose(t1, tau * c + (1 - tau) * t0, rtol=1e-5, atol=1e-7),
                  target0, new.network.params['modules_critic'], new.network.params['modules_target_critic'])
+
+
+def test_a_registered_agent_is_picked_up_by_tests_sweeps_and_aggregation(monkeypatch, tiny_dataset):
+    from scripts.aggregate import variant_label
+
+    monkeypatch.setitem(AGENTS, 'toy', ('tests.toy_agent:ToyAgent', 'tests.toy_agent'))
+    assert get_config('toy').agent_name == 'toy'
+    assert ('toy', {}) in variants() and ('toy', {'p_uncond': 0.0}) in variants()
+    test_update_changes_every_parameter(lambda name: tiny_dataset, 'toy', {})
+    test_sample_actions_shape_and_range(lambda name: tiny_dataset, 'toy', {})
+    assert is_guided('toy') and not is_guided('toy', {'p_uncond': 0.0})
+    assert variant_label('toy', {'p_uncond': 0.0}) == 'toy_nodrop' and variant_label('toy', {}) == 'toy'
+    assert 'toy' not in pixel_agents() and 'cfgrl' in pixel_agents()

@@ -1,13 +1,22 @@
 """The lockstep evaluator: same episodes as the sequential loop and in worker processes, finished episodes never
-stepped, one compile per batch shape, and results in design.md's schema."""
+stepped, one compile per batch shape, and results in the schema of docs/outputs.md."""
 import gymnasium
+import jax
 import numpy as np
 import pytest
 
 from evaluation.envs import EnvFactory, LocalEnvs, SubprocessEnvs
 from evaluation.results import EvalResult, format_table, seeds_csv_rows, seeds_summary
-from evaluation.rollout import (EvalPlan, Evaluator, bucket_size, evaluate_lockstep, evaluate_lockstep_seeds,
-                                evaluate_sequential)
+from evaluation.rollout import (
+    EvalPlan,
+    Evaluator,
+    bucket_size,
+    cpu_policy,
+    default_eval_device,
+    evaluate_lockstep,
+    evaluate_lockstep_seeds,
+    evaluate_sequential,
+)
 
 ENV = 'pointmaze-medium-navigate-v0'
 MAX_STEPS = 140  # Tasks 1 and 2 are reachable by heading straight for the goal in ~120 steps; task 3 is not.
@@ -153,7 +162,7 @@ def test_agent_evaluation_compiles_once_per_batch_shape(tiny_pointmaze_agent):
     agent = tiny_pointmaze_agent
     plan = EvalPlan(task_ids=(1, 2), num_episodes=1, guidance=(0.0, 1.0, 2.0))
     with Evaluator(plan, EnvFactory(ENV, max_episode_steps=5), seed=0, workers=0, progress=False) as evaluator:
-        first = evaluator(agent, step=1)
+        first, = evaluator(agent, step=1)
         compiled = type(agent).sample_actions._cache_size()
         evaluator(agent, step=2)  # New seeds, same shapes: nothing to compile.
         assert type(agent).sample_actions._cache_size() == compiled
@@ -183,3 +192,19 @@ def tiny_pointmaze_agent():
 
     example = {k: np.zeros((4, 2), np.float32) for k in ('observations', 'goals', 'actions')}
     return get_agent_class('cfgrl').create(0, example, tiny_config('cfgrl', actor_hidden_dims=(16, 16)))
+
+
+def test_eval_device_cpu_and_the_default_give_identical_results(tiny_pointmaze_agent):
+    plan = EvalPlan(task_ids=(1,), num_episodes=2, guidance=(0.0, 2.0))
+    results = []
+    for device in ('cpu', None):
+        with Evaluator(plan, EnvFactory(ENV, max_episode_steps=5), seed=0, workers=0, progress=False,
+                       device=device) as evaluator:
+            results.append(evaluator(tiny_pointmaze_agent, step=1))
+    assert len(results[0]) == 1  # One result per seed, also for a single seed.
+    np.testing.assert_array_equal(results[0][0].success, results[1][0].success)
+    np.testing.assert_array_equal(results[0][0].lengths, results[1][0].lengths)
+    obs, goals, w = np.zeros((3, 2), np.float32), np.ones((3, 2), np.float32), np.full(3, 2.0, np.float32)
+    actions = [cpu_policy(tiny_pointmaze_agent, device)(obs, goals, jax.random.PRNGKey(0), w)
+               for device in ('cpu', default_eval_device())]
+    np.testing.assert_array_equal(*actions)

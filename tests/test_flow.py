@@ -58,3 +58,15 @@ def test_fused_pass_equals_two_separate_passes():
     v_c = net(obs, conds, a, t, jnp.zeros(3, bool))
     v_u = net(obs, conds, a, t, jnp.ones(3, bool))
     np.testing.assert_allclose(fused, v_u + w * (v_c - v_u), rtol=1e-6)
+
+
+def test_sampler_takes_the_guidance_rule_as_an_argument():
+    def net(obs, conds, a, t, uncond=None):
+        return jnp.where(uncond[:, None], -1.0, 1.0) * jnp.ones_like(a) if uncond is not None else jnp.ones_like(a)
+
+    obs, conds, rng = jnp.zeros((4, 2)), jnp.zeros((4, 1)), jax.random.PRNGKey(0)
+    cfg = flow.sample_guided(net, obs, conds, 2.0, rng, 3, 4)  # v = -1 + 2·(1 − (−1)) = 3 per unit time.
+    cond_only = flow.sample_guided(net, obs, conds, 2.0, rng, 3, 4, rule=lambda v_c, v_u, w: v_c)
+    noise = jax.random.normal(rng, (4, 3))
+    np.testing.assert_allclose(cfg, noise + 3.0, rtol=1e-6)
+    np.testing.assert_allclose(cond_only, noise + 1.0, rtol=1e-6)

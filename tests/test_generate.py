@@ -13,19 +13,28 @@ import sys
 import urllib.error
 
 import numpy as np
+import ogbench
 import pytest
 
-import ogbench
+from datasets import files
 from datasets import generate as gen
 from datasets import validate as val
-from datasets.recipes import (REGENERABLE, UnknownDatasetError, base_dataset_name, get_recipe, make_env,
-                              scene_episode_healthy)
+from datasets.recipes import (
+    REGENERABLE,
+    UnknownDatasetError,
+    base_dataset_name,
+    get_recipe,
+    make_env,
+    scene_episode_healthy,
+)
+from scripts import oracle_eval
 
 EPISODES = 2
 LENGTH = 51
 pytestmark = pytest.mark.filterwarnings('ignore:.*precision lowered by casting to float32:UserWarning')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+FAST_FAMILIES = ('pointmaze-medium-navigate-v0', 'cube-single-play-v0')  # The rest run in the full suite.
 FAMILIES = [
     'pointmaze-medium-navigate-v0',
     'pointmaze-teleport-stitch-v0',
@@ -70,7 +79,8 @@ def offline(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize('name', FAMILIES)
+@pytest.mark.parametrize('name', [pytest.param(name, marks=[] if name in FAST_FAMILIES else [pytest.mark.slow])
+                                  for name in FAMILIES])
 def test_family_generates_and_loads_with_ogbench(generated, name):
     train_path = generated(name)
     assert train_path.endswith(f'{name}.npz') and os.path.exists(train_path.replace('.npz', '-val.npz'))
@@ -93,7 +103,8 @@ def test_family_generates_and_loads_with_ogbench(generated, name):
     env.close()
 
 
-@pytest.mark.parametrize('name', ['pointmaze-teleport-navigate-v0', 'scene-noisy-v0'])
+@pytest.mark.parametrize('name', ['pointmaze-teleport-navigate-v0',
+                                  pytest.param('scene-noisy-v0', marks=pytest.mark.slow)])
 def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, name):
     """Episodes are seeded by (seed, index) alone: 1 or 2 workers, and whichever episode a worker ran before,
     the files are identical; another seed changes them."""
@@ -152,23 +163,23 @@ def test_corrupt_or_incomplete_files_give_a_clear_error_and_are_kept(tmp_path, g
     valid.write_bytes(open(generated(name).replace('.npz', '-val.npz'), 'rb').read())
 
     train.write_bytes(good[: len(good) // 2])  # Truncated.
-    with pytest.raises(gen.CorruptDatasetError, match=re.escape(str(train))):
-        gen.ensure_dataset(name, dataset_dir=str(tmp_path))
+    with pytest.raises(files.CorruptDatasetError, match=re.escape(str(train))):
+        files.ensure_dataset(name, dataset_dir=str(tmp_path))
     assert train.read_bytes() == good[: len(good) // 2]
 
     flipped = bytearray(good)
     flipped[len(good) // 3] ^= 0xFF  # Bit rot inside a compressed array.
     train.write_bytes(bytes(flipped))
-    with pytest.raises(gen.CorruptDatasetError, match=re.escape(str(train))):
-        gen.ensure_dataset(name, dataset_dir=str(tmp_path))
+    with pytest.raises(files.CorruptDatasetError, match=re.escape(str(train))):
+        files.ensure_dataset(name, dataset_dir=str(tmp_path))
 
     np.savez_compressed(train, observations=np.zeros((3, 2), np.float32))  # No actions/terminals.
-    with pytest.raises(gen.CorruptDatasetError, match='lacks'):
-        gen.check_npz_file(str(train))
+    with pytest.raises(files.CorruptDatasetError, match='lacks'):
+        files.check_npz_file(str(train))
 
     train.unlink()  # Half a pair: an interrupted download.
-    with pytest.raises(gen.CorruptDatasetError, match='incomplete'):
-        gen.ensure_dataset(name, dataset_dir=str(tmp_path))
+    with pytest.raises(files.CorruptDatasetError, match='incomplete'):
+        files.ensure_dataset(name, dataset_dir=str(tmp_path))
     assert offline == []
 
 
@@ -182,11 +193,11 @@ def test_unknown_and_expert_only_names_fail_at_once_with_help(tmp_path, offline)
     for name in ('humanoidmaze-medium-navigate-v0', 'visual-cube-single-play-v0', 'antsoccer-arena-stitch-v0'):
         with pytest.raises(UnknownDatasetError, match='authors'):
             get_recipe(name)
-    with pytest.raises(gen.DatasetUnavailableError, match=r'download failed.*copy .*antmaze-medium-navigate-v0'):
-        gen.ensure_dataset('antmaze-medium-navigate-v0', dataset_dir=str(tmp_path))
+    with pytest.raises(files.DatasetUnavailableError, match=r'download failed.*copy .*antmaze-medium-navigate-v0'):
+        files.ensure_dataset('antmaze-medium-navigate-v0', dataset_dir=str(tmp_path))
     assert offline == [['antmaze-medium-navigate-v0']]  # A real OGBench name: it did try the download first.
     with pytest.raises(UnknownDatasetError, match='Regenerable datasets'):
-        gen.ensure_dataset('pointmaze-medium-nav-v0', dataset_dir=str(tmp_path))
+        files.ensure_dataset('pointmaze-medium-nav-v0', dataset_dir=str(tmp_path))
     assert len(offline) == 1  # A typo fails at once, without a download.
 
 
@@ -194,12 +205,12 @@ def test_ensure_dataset_downloads_then_regenerates(tmp_path, offline, monkeypatc
     name = 'cube-single-play-singletask-task2-v0'
     asked = []
     monkeypatch.setattr(gen, 'generate', lambda base, **kw: asked.append((base, kw)) or ('t', 'v'))
-    assert gen.ensure_dataset(name, dataset_dir=str(tmp_path), workers=2) == 't'
+    assert files.ensure_dataset(name, dataset_dir=str(tmp_path), workers=2) == 't'
     assert offline == [['cube-single-play-v0']]
     assert asked == [('cube-single-play-v0', dict(num_episodes=None, episode_length=None,
                                                   dataset_dir=str(tmp_path), seed=0, workers=2))]
-    with pytest.raises(gen.DatasetUnavailableError, match='python -m datasets.generate --dataset=cube-single-play'):
-        gen.ensure_dataset(name, dataset_dir=str(tmp_path), regenerate=False)
+    with pytest.raises(files.DatasetUnavailableError, match='python -m datasets.generate --dataset=cube-single-play'):
+        files.ensure_dataset(name, dataset_dir=str(tmp_path), regenerate=False)
 
 
 def test_ensure_dataset_accepts_files_a_concurrent_run_just_wrote(tmp_path, offline, generated, monkeypatch):
@@ -213,16 +224,16 @@ def test_ensure_dataset_accepts_files_a_concurrent_run_just_wrote(tmp_path, offl
         raise FileExistsError('Refusing to overwrite')
 
     monkeypatch.setattr(gen, 'generate', other_process_wins)
-    assert gen.ensure_dataset(name, dataset_dir=str(tmp_path)) == str(tmp_path / f'{name}.npz')
+    assert files.ensure_dataset(name, dataset_dir=str(tmp_path)) == str(tmp_path / f'{name}.npz')
 
 
 def test_ensure_dataset_tiny_regeneration_is_then_reused(tmp_path, offline):
     name = 'pointmaze-large-navigate-oraclerep-v0'
-    path = gen.ensure_dataset(name, dataset_dir=str(tmp_path), num_episodes=2, episode_length=LENGTH, workers=1)
+    path = files.ensure_dataset(name, dataset_dir=str(tmp_path), num_episodes=2, episode_length=LENGTH, workers=1)
     assert path == str(tmp_path / 'pointmaze-large-navigate-v0.npz')
     assert offline == []  # A custom size is a regeneration request: no download of the published size.
     mtime = os.path.getmtime(path)
-    assert gen.ensure_dataset(name, dataset_dir=str(tmp_path)) == path
+    assert files.ensure_dataset(name, dataset_dir=str(tmp_path)) == path
     assert os.path.getmtime(path) == mtime and offline == []
     ogbench.make_env_and_datasets(name, dataset_path=path, compact_dataset=True)
 
@@ -311,7 +322,7 @@ def test_lights_out_solver_and_scene_health_check():
                 if 0 <= r + dr < rows and 0 <= c + dc < cols:
                     goal[(r + dr) * cols + c + dc] ^= 1
         state = start.copy()
-        for p in val.lights_out_presses(start, goal, rows, cols):
+        for p in oracle_eval.lights_out_presses(start, goal, rows, cols):
             r, c = divmod(p, cols)
             for dr, dc in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
                 if 0 <= r + dr < rows and 0 <= c + dc < cols:
@@ -331,5 +342,19 @@ def test_lights_out_solver_and_scene_health_check():
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['cube-double-play-v0', 'puzzle-3x3-noisy-v0'])
 def test_manipulation_oracle_solves_evaluation_tasks(name):
-    scores = val.evaluate_oracle(name, episodes_per_task=1)
+    scores = oracle_eval.evaluate_oracle(name, episodes_per_task=1)
     assert scores['overall'] >= 0.8, scores
+
+
+def test_training_imports_no_regeneration_code(generated):
+    """What main.py imports, plus resolving and loading a present dataset, leaves generation and oracles out."""
+    path = generated('pointmaze-medium-navigate-v0')
+    code = ('import sys; sys.argv = ["main.py"]; import main; from datasets.loading import load_env_and_datasets; '
+            f'load_env_and_datasets("pointmaze-medium-navigate-v0", {os.path.dirname(path)!r}); '
+            'print(sorted(m for m in sys.modules if m.startswith(("datasets.", "scripts."))))')
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = out.stdout.strip().splitlines()[-1]
+    assert 'datasets.files' in loaded
+    for module in ('datasets.generate', 'datasets.recipes', 'datasets.validate', 'scripts.oracle_eval'):
+        assert module not in loaded, loaded

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiment import cli
+from experiment import cli, restore
 from experiment.loop import Schedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,8 +126,39 @@ def test_a_run_writes_every_artefact(run_a):
     assert (run_a / 'success.png').stat().st_size > 0
     assert list((run_a / 'tb').glob('events.out.tfevents.*'))
     assert checkpoint_steps(run_a) == [60, 80, 100]  # max_to_keep = 3.
+    train = (run_a / 'train.csv').read_text().splitlines()
+    assert train[0].startswith('step,actor_loss') and 'val_loss' in train[0].split(',')
+    assert len(train) == 1 + TRAIN_STEPS // 10  # One row per log step.
 
 
+@pytest.mark.slow
+def test_value_agents_log_value_diagnostics(workspace):
+    result = run_main(workspace, '--agent=cfgrl_iql', '--env_name=pointmaze-medium-navigate-singletask-v0',
+                      '--train_steps=10', '--log_interval=10', '--eval_episodes=0', '--config.batch_size=32',
+                      '--config.actor_hidden_dims=32,32', '--config.value_hidden_dims=32,32',
+                      f'--save_dir={workspace / "iql"}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (workspace / 'iql' / 'pointmaze-medium-navigate-singletask-v0' / 'cfgrl_iql').iterdir()
+    columns = (run / 'train.csv').read_text().splitlines()[0].split(',')
+    for key in ('v_mean', 'q_min', 'adv_max', 'adv_positive_fraction', 'optimal_fraction', 'val_loss'):
+        assert key in columns
+    from tensorboardX.proto import event_pb2  # The same diagnostics in TensorBoard.
+
+    (events,) = (run / 'tb').glob('events.out.tfevents.*')
+    tags = {v.tag for record in _tfrecords(events) for v in event_pb2.Event.FromString(record).summary.value}
+    assert {'train/adv_mean', 'train/adv_positive_fraction', 'val/loss'} <= tags
+
+
+def _tfrecords(path):
+    data, records, i = path.read_bytes(), [], 0
+    while i < len(data):
+        length = int.from_bytes(data[i:i + 8], 'little')
+        records.append(data[i + 12:i + 12 + length])
+        i += 12 + length + 4
+    return records
+
+
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_bitwise_equal(workspace, run_a):
     proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "b"}')
     try:
@@ -145,6 +176,7 @@ def test_sigkill_then_resume_ends_bitwise_equal(workspace, run_a):
     assert len(sessions) == 2 and sessions[1]['start_step'] >= 20
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_ends_bitwise_equal(workspace, run_a):
     proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={workspace / "c"}')
     try:
@@ -186,6 +218,35 @@ def test_resume_with_other_settings_is_refused_naming_them(workspace, run_a):
     assert (run_a / 'meta.json').read_text() == meta
 
 
+@pytest.mark.slow
+def test_a_run_directory_written_by_an_earlier_version_evaluates_and_resumes(workspace):
+    """tests/fixtures/run_7c9eb26: a 20-step run written by main.py at commit 7c9eb26 (before train.csv)."""
+    run = Path(shutil.copytree(REPO / 'tests' / 'fixtures' / 'run_7c9eb26', workspace / 'old_run'))
+    flags = json.loads((run / 'flags.json').read_text())
+    (run / 'flags.json').write_text(json.dumps({**flags, 'dataset_dir': str(workspace / 'data')}))
+    result = run_main(workspace, '--eval_only', f'--restore_path={run}', '--eval_episodes=1', '--eval_tasks=1',
+                      '--eval_max_steps=5')
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (run / 'evals').iterdir()
+    assert json.loads((out / 'summary.json').read_text())['step'] == 20
+    result = run_main(workspace, f'--resume={run}', '--train_steps=30')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checkpoint_steps(run)[-1] == 30
+    assert [row.split(',')[0] for row in (run / 'eval.csv').read_text().splitlines()[1:]] == ['20', '20', '30', '30']
+    assert (run / 'train.csv').read_text().splitlines()[1].startswith('30,')
+
+
+@pytest.mark.slow
+def test_resume_with_a_shape_changing_config_is_refused_even_with_force(workspace, run_a):
+    run = Path(shutil.copytree(run_a, workspace / 'shape_run'))
+    before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
+    result = run_main(workspace, f'--resume={run}', '--force', '--config.actor_hidden_dims=16,16')
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'does not fit the current config' in result.stderr and 'Traceback' not in result.stderr
+    assert {p: p.read_bytes() for p in run.rglob('*') if p.is_file()} == before
+
+
+@pytest.mark.slow
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(workspace, run_a):
     run = Path(shutil.copytree(run_a, workspace / 'nan_run'))
     result = run_main(workspace, f'--resume={run}', '--force', '--config.lr=1e30', f'--train_steps={TRAIN_STEPS + 40}')
@@ -206,6 +267,7 @@ def run_seeds(workspace):
     return only_run_dir(workspace / 'seeds')
 
 
+@pytest.mark.slow
 def test_num_seeds_trains_each_seed_like_its_own_run(workspace, run_a, run_seeds):
     single = run_main(workspace, *TRAIN_FLAGS, '--seed=1', f'--save_dir={workspace / "seed1"}')
     assert single.returncode == 0, single.stderr[-3000:]
@@ -221,6 +283,7 @@ def test_num_seeds_trains_each_seed_like_its_own_run(workspace, run_a, run_seeds
                 np.testing.assert_array_equal(stacked[key][k], value, err_msg=key)
 
 
+@pytest.mark.slow
 def test_num_seeds_reports_each_seed_and_their_mean(workspace, run_seeds):
     from scripts.aggregate import find_runs
 
@@ -240,6 +303,7 @@ def test_num_seeds_reports_each_seed_and_their_mean(workspace, run_seeds):
     assert find_runs([str(run_seeds)]) == [str(run_seeds / 'seed_0'), str(run_seeds / 'seed_1')]
 
 
+@pytest.mark.slow
 def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
     result = run_main(workspace, '--eval_only', f'--restore_path={run_seeds}', '--eval_guidance=3',
                       '--eval_tasks=1', '--eval_max_steps=5')
@@ -253,6 +317,7 @@ def test_num_seeds_eval_only_and_refusals(workspace, run_seeds):
     assert refused.returncode == 2 and 'one seed of the multi-seed run' in refused.stderr, refused.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_load_checkpoint_agent_rebuilds_the_stacked_seeds(run_seeds):
     """What the tools that read checkpoints (benchmarks, scripts.value_profile) restore: the run's own agent."""
     import jax
@@ -270,6 +335,7 @@ def test_load_checkpoint_agent_rebuilds_the_stacked_seeds(run_seeds):
         np.testing.assert_array_equal(np.asarray(leaf), saved[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_two_processes_with_distributed_train_one_run_like_one_process(workspace, run_a):
     """Multi-host data parallelism through main.py, emulated by two CPU processes on this machine."""
     from tests.conftest import free_port, run_processes
@@ -293,17 +359,30 @@ def test_two_processes_with_distributed_train_one_run_like_one_process(workspace
 @pytest.mark.parametrize('args,expected', [
     (['--agent=nope'], 'valid agents: awr, cfgrl'),
     (['--config.nope=1'], 'valid keys: actor_hidden_dims'),
-    (['--config.actor_hidden_dims=a,b'], 'tuple of int'),
-    (['--env_name=pointmaze-huge-navigate-v0'], 'pointmaze-medium'),
-    (['--eval_tasks=0,9'], '1..5'),
-    (['--num_seeds=0'], '--num_seeds must be positive'),
-    (['--unknown_flag=1'], 'Unknown command line flag'),
+    pytest.param(['--config.actor_hidden_dims=a,b'], 'tuple of int', marks=pytest.mark.slow),
+    pytest.param(['--env_name=pointmaze-huge-navigate-v0'], 'pointmaze-medium', marks=pytest.mark.slow),
+    pytest.param(['--eval_tasks=0,9'], '1..5', marks=pytest.mark.slow),
+    pytest.param(['--num_seeds=0'], '--num_seeds must be positive', marks=pytest.mark.slow),
+    pytest.param(['--unknown_flag=1'], 'Unknown command line flag', marks=pytest.mark.slow),
+    (['--eval_guidance=1,x'], '--eval_guidance must be numbers'),
+    pytest.param(['--eval_episodes=2', '--video_episodes=3'], '--video_episodes=3 exceeds --eval_episodes=2',
+                 marks=pytest.mark.slow),
+    pytest.param(['--eval_device=tpu'], '--eval_device=tpu: no such device', marks=pytest.mark.slow),
+    (['--resume=/'], 'is not a run directory'),
 ])
 def test_bad_command_lines_fail_before_any_work(workspace, args, expected):
     result = run_main(workspace, *args, f'--save_dir={workspace / "bad"}', timeout=120)
     assert result.returncode != 0
     assert expected in result.stderr, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
+    assert not (workspace / 'bad').exists()
+
+
+def test_a_flagfile_chooses_the_agent_whose_config_keys_apply(workspace, tmp_path):
+    flagfile = tmp_path / 'flags.txt'
+    flagfile.write_text('--agent=gcbc\n--config.use_goals=False\n--config.nope=1\n')
+    result = run_main(workspace, f'--flagfile={flagfile}', f'--save_dir={workspace / "bad"}', timeout=120)
+    assert result.returncode == 2 and "Unknown config key 'nope' for agent 'gcbc'" in result.stderr, result.stderr
     assert not (workspace / 'bad').exists()
 
 
@@ -315,13 +394,6 @@ def test_schedule_chunks_divide_every_interval():
     assert odd.due(95, odd.eval_interval) and odd.due(45, odd.eval_interval) and not odd.due(30, odd.eval_interval)
 
 
-def test_peeking_flags_before_absl():
-    argv = ['main.py', '--agent', 'gcbc', '--eval_only', '--resume=/x', '--noforce']
-    assert cli.peek_flag(argv, 'agent') == 'gcbc' and cli.peek_flag(argv, 'resume') == '/x'
-    assert cli.peek_bool(argv, 'eval_only') and not cli.peek_bool(argv, 'force')
-    assert cli.peek_flag(argv, 'seed') is None
-
-
 def test_config_json_round_trip():
     from agents import get_config
 
@@ -329,10 +401,10 @@ def test_config_json_round_trip():
     config.actor_hidden_dims = (8, 8)
     restored = cli.config_from_dict(json.loads(json.dumps(cli.config_to_dict(config))))
     assert restored.to_dict() == config.to_dict() and isinstance(restored.actor_hidden_dims, tuple)
-    assert cli.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
+    assert restore.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
         f'config.lr: {config.lr} -> 1.0']
     # A run saved before a key existed resumes under the key's default, and only under it.
     older = {k: v for k, v in cli.config_to_dict(config).items() if k != 'p_aug'}
-    assert cli.config_differences(older, cli.config_to_dict(config)) == []
-    assert cli.config_differences(older, {**cli.config_to_dict(config), 'p_aug': 0.5}) == [
+    assert restore.config_differences(older, cli.config_to_dict(config)) == []
+    assert restore.config_differences(older, {**cli.config_to_dict(config), 'p_aug': 0.5}) == [
         'config.p_aug: <absent> -> 0.5']

@@ -5,14 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import get_agent_class, get_config
-from agents import pixels
+from agents import AGENTS, get_agent_class, get_config, pixel_agents, pixels, variants
 from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from networks import ENCODERS, ImpalaEncoder
 from tests.conftest import tiny_config
 
 IMAGE = 16  # Tiny images keep the CPU tests fast; the encoder is resolution-agnostic.
+PIXEL_VARIANTS = [pytest.param(name, overrides, marks=[pytest.mark.slow] if overrides else [])
+                  for name, overrides in variants() if name in pixel_agents()]
+FLOW_PIXEL_AGENTS = [name for name in pixel_agents() if 'flow_steps' in get_config(name)]
+STATE_ONLY_AGENTS = [name for name in AGENTS if name not in pixel_agents()]
 
 
 @pytest.fixture(scope='module')
@@ -152,7 +155,7 @@ def test_update_trains_on_the_augmented_batch_with_its_own_key(pixel_dataset):
     assert abs(float(augmented_loss) - float(plain_loss)) > 1e-6
 
 
-@pytest.mark.parametrize('name,overrides', [('cfgrl', {}), ('gcfbc', {}), ('gcbc', {}), ('gcbc', {'use_goals': False})])
+@pytest.mark.parametrize('name,overrides', PIXEL_VARIANTS)
 def test_pixel_agents_train_and_sample(pixel_dataset, name, overrides):
     agent, sampling, data, example = _setup(name, pixel_dataset, p_aug=0.5, **overrides)
     encoder_before = jax.tree.map(np.array, agent.network.params['modules_encoder'])
@@ -183,7 +186,7 @@ def _conv_sites(jaxpr, in_loop=False):
     return sites
 
 
-@pytest.mark.parametrize('name', ['cfgrl', 'gcfbc'])
+@pytest.mark.parametrize('name', FLOW_PIXEL_AGENTS)
 def test_sampling_encodes_once_outside_the_flow_loop(pixel_dataset, name):
     agent, _, _, example = _setup(name, pixel_dataset)
     obs, goals, b = example['observations'], example['goals'], example['observations'].shape[0]
@@ -195,10 +198,10 @@ def test_sampling_encodes_once_outside_the_flow_loop(pixel_dataset, name):
     assert sites == [(b, False)] * 6, sites
 
 
-@pytest.mark.parametrize('name', ['hcfgrl', 'hgcbc', 'cfgrl_iql', 'awr'])
+@pytest.mark.parametrize('name', STATE_ONLY_AGENTS)
 def test_state_only_agents_refuse_an_encoder(pixel_dataset, tiny_singletask_dataset, name):
-    with pytest.raises(ValueError, match='state observations only.*cfgrl, gcfbc, gcbc'):
-        _setup(name, tiny_singletask_dataset if name in ('cfgrl_iql', 'awr') else pixel_dataset)
+    with pytest.raises(ValueError, match='state observations only.*' + ', '.join(pixel_agents())):
+        _setup(name, tiny_singletask_dataset if get_agent_class(name).single_task else pixel_dataset)
 
 
 def test_mismatched_pixel_configs_fail_clearly(tiny_dataset, pixel_dataset):

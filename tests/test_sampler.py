@@ -3,8 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from datasets.sampler import (GoalSamplingConfig, HostGoalSampler, device_dataset, index_arrays,
-                              sample_goal_batch)
+from datasets.sampler import GoalSamplingConfig, HostGoalSampler, device_dataset, index_arrays, sample_goal_batch
 
 
 def _compiled_batch(dataset, cfg, seed=0):
@@ -89,7 +88,8 @@ def test_hierarchical_subgoal_targets_respect_trajectory_and_goal(tiny_dataset):
     assert np.all(expected_high <= final) and np.all(expected_high[in_traj] <= goals[in_traj])
     assert np.all(expected_high >= idxs)
     ref = HostGoalSampler(tiny_dataset, cfg).sample(np.random.default_rng(0))
-    assert ref['low_goals'].shape == batch['low_goals'].shape and ref['high_targets'].shape == batch['high_targets'].shape
+    assert ref['low_goals'].shape == batch['low_goals'].shape
+    assert ref['high_targets'].shape == batch['high_targets'].shape
 
 
 def test_next_observations_and_rewards(tiny_singletask_dataset):

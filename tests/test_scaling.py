@@ -6,6 +6,7 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 from agents import get_agent_class
 from agents.trainer import ChunkedTrainer, create_agents, unstack
@@ -15,6 +16,7 @@ from tests.conftest import tiny_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_seed_k_of_a_vmapped_run_equals_a_single_run_with_seed_k(tiny_dataset):
     config = tiny_config('cfgrl')
     sampling = GoalSamplingConfig.from_config(config)
@@ -86,6 +88,7 @@ TWO_DEVICES_SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_data_and_seed_parallelism_over_two_devices_match_one_device(tmp_path):
     """Two forced host devices: data parallelism (one seed) and seed parallelism (--num_seeds=2, one seed per
     device) train as on one device."""
@@ -93,50 +96,3 @@ def test_data_and_seed_parallelism_over_two_devices_match_one_device(tmp_path):
     env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
     out = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and 'TWO_DEVICES_OK' in out.stdout, out.stderr[-3000:]
-
-
-MULTI_PROCESS_SCRIPT = textwrap.dedent('''
-    import os, sys
-    sys.path.insert(0, {repo!r})
-    import jax, numpy as np, ogbench
-    from agents.trainer import initialize_distributed
-    process_id = int(sys.argv[1])
-    if process_id >= 0:
-        initialize_distributed('localhost:{port}', num_processes=2, process_id=process_id)
-        assert jax.process_count() == 2 and jax.device_count() == 2 and jax.local_device_count() == 1
-    from agents import get_agent_class
-    from agents.trainer import ChunkedTrainer, data_parallel_mesh
-    from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
-    from tests.conftest import tiny_config
-    dataset = ogbench.load_dataset({path!r}, compact_dataset=True)
-    config = tiny_config('gcbc')
-    sampling = GoalSamplingConfig.from_config(config)
-    data = device_dataset(dataset)
-    example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(0), sampling))
-    trainer = ChunkedTrainer(sampling, data, chunk_size=15, mesh=data_parallel_mesh() if process_id >= 0 else None)
-    agent = trainer.place(get_agent_class('gcbc').create(0, example, config))
-    agent, _, infos = trainer.run(agent, trainer.place(jax.random.PRNGKey(1)), 30)
-    print('LOSSES', ','.join(f'{{x:.9g}}' for x in np.asarray(infos['actor_loss'])))
-''')
-
-
-def _losses(out: str) -> np.ndarray:
-    line = next(l for l in out.splitlines() if l.startswith('LOSSES '))
-    return np.array([float(x) for x in line.split()[1].split(',')])
-
-
-def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
-    """Multi-host data parallelism, emulated by two CPU processes on this machine (one device each, gloo)."""
-    from tests.conftest import free_port, run_processes, write_synthetic_dataset
-
-    script = MULTI_PROCESS_SCRIPT.format(repo=REPO, path=str(write_synthetic_dataset(str(tmp_path / 'toy.npz'))),
-                                         port=free_port())
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    outputs = run_processes([[sys.executable, '-c', script, str(i)] for i in (0, 1)], timeout=300, env=env)
-    for code, out, err in outputs:
-        assert code == 0 and 'LOSSES' in out, err[-3000:]
-    single = subprocess.run([sys.executable, '-c', script, '-1'], env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
-    np.testing.assert_array_equal(_losses(outputs[0][1]), _losses(outputs[1][1]))  # One program, two hosts.
-    np.testing.assert_allclose(_losses(outputs[0][1]), _losses(single.stdout), rtol=1e-4)

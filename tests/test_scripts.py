@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import tarfile
 
 import pytest
 
@@ -82,13 +83,16 @@ def test_gpu_check_picks_run_steps_from_the_benchmark_rate(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_smoke_runs_every_part_and_writes_its_report(tmp_path):
-    out = subprocess.run(['bash', os.path.join(REPO, 'scripts/gpu_check.sh'), '--smoke', f'--out_root={tmp_path}'],
-                         capture_output=True, text=True, timeout=900)
+    archive = tmp_path / 'check.tar.gz'
+    out = subprocess.run(['bash', os.path.join(REPO, 'scripts/gpu_check.sh'), '--smoke', f'--out_root={tmp_path}/out',
+                          f'--archive={archive}'], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (folder,) = tmp_path.iterdir()
+    (folder,) = (tmp_path / 'out').iterdir()
+    with tarfile.open(archive) as tar:
+        assert f'{folder.name}/report.md' in tar.getnames()
     report = (folder / 'report.md').read_text()
     parts = ['train_speed', 'multi_seed', 'run_train', 'run_eval', 'guided_sampling-accelerator', 'guided_sampling-cpu',
-             'eval_speed']
+             'eval_speed-accelerator', 'eval_speed-cpu']
     for part in parts:
         assert f'| {part} | ok (' in report, report
     for name in parts[:2] + parts[4:] + ['run_summary']:

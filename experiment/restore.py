@@ -1,0 +1,80 @@
+"""Continuing a run (--resume) and evaluating a checkpoint (--eval_only): what was saved, how this command line
+merges with it (a changed agent, environment, seed, dataset or config is refused unless --force) and which
+checkpoint is meant."""
+import dataclasses
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+import ml_collections
+
+from experiment import cli
+from experiment.checkpoints import Checkpointer, locate_checkpoint
+from experiment.run_dir import RunDir
+
+
+def saved_config(resume: Optional[str], restore_path: Optional[str],
+                 eval_only: bool) -> Optional[ml_collections.ConfigDict]:
+    """The config a resumed run or an evaluated checkpoint was trained with; None for a new run."""
+    if resume:
+        return cli.config_from_dict(RunDir.open(resume).read_json(RunDir.CONFIG))
+    if restore_path and eval_only:
+        checkpointer, step, _ = locate_checkpoint(restore_path)
+        return cli.config_from_dict(checkpointer.read_meta(step)['config'])
+    return None
+
+
+def resume(settings: cli.Settings, explicit: Set[str],
+           config: ml_collections.ConfigDict) -> Tuple[cli.Settings, RunDir, List[str]]:
+    """(settings, run directory, notes for meta.json) of --resume: flags not given take the run's saved values; a
+    changed identity flag or config value is refused, naming each difference, unless --force."""
+    run = RunDir.open(settings.resume)
+    settings, changes = merge_saved(settings, explicit, run.read_json(RunDir.FLAGS))
+    changes += config_differences(run.read_json(RunDir.CONFIG), cli.config_to_dict(config))
+    if changes and not settings.force:
+        raise cli.UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
+                             'Pass --force to resume anyway.')
+    return settings, run, [f'forced change on resume: {c}' for c in changes]
+
+
+def eval_only(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict
+              ) -> Tuple[cli.Settings, Checkpointer, int, Optional[str], List[str]]:
+    """(settings, checkpointer, step, run directory or None, notes) of --eval_only: agent, environment and seed
+    default to the checkpoint's; config overrides apply (e.g. another flow_steps) and are recorded."""
+    checkpointer, step, run_path = locate_checkpoint(settings.restore_path)
+    meta = checkpointer.read_meta(step)
+    settings, changes = merge_saved(settings, explicit, meta)
+    if changes and not settings.force:
+        raise cli.UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
+                             'Pass --force to evaluate it anyway.')
+    notes = [f'restored from {checkpointer.directory}/{step}']
+    notes += [f'config override: {c}' for c in config_differences(meta['config'], cli.config_to_dict(config))]
+    return settings, checkpointer, step, run_path, notes
+
+
+def merge_saved(settings: cli.Settings, explicit: Set[str],
+                saved: Dict[str, Any]) -> Tuple[cli.Settings, List[str]]:
+    """Settings of a continued run: the saved value of every flag not given on this command line.
+
+    Returns (merged settings, the identity flags given with a different value: refused unless --force)."""
+    merged = {k: (v if k in explicit or k not in saved else saved[k])
+              for k, v in dataclasses.asdict(settings).items()}
+    changed = [f'--{k}: {saved[k]} -> {merged[k]}' for k in cli.IDENTITY_FLAGS if k in saved and saved[k] != merged[k]]
+    saved_seeds = saved.get('num_seeds', 1)  # Runs from before --num_seeds had one seed.
+    if merged['num_seeds'] != saved_seeds:  # The checkpoint's arrays have one row per seed: not forceable.
+        raise cli.UsageError(f'--num_seeds={merged["num_seeds"]} cannot differ from the {saved_seeds} seed(s) '
+                         'the run or checkpoint was trained with.')
+    return cli.Settings(**merged), changed
+
+
+def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """'config.<key>: old -> new' for each key whose value differs. A key the saved config (`old`) lacks but whose
+    new value is the agent's default is no difference: it was added to the code after that run was saved, with the
+    behaviour the run had."""
+    from agents import get_config
+
+    try:
+        defaults = cli.config_to_dict(get_config(new.get('agent_name', old.get('agent_name', ''))))
+    except ValueError:  # An unknown agent: no defaults to compare with.
+        defaults = {}
+    return [f'config.{key}: {old.get(key, "<absent>")} -> {new.get(key, "<absent>")}'
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)
+            and not (key not in old and key in defaults and new.get(key) == defaults[key])]

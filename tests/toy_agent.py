@@ -1,0 +1,30 @@
+"""A toy agent for the registry test: CFGRL sampled with a different guidance rule, and its config."""
+import jax
+import jax.numpy as jnp
+
+from agents import flow
+from agents.cfgrl import CFGRLAgent
+from configs.cfgrl import get_config as cfgrl_config
+
+
+def half_guide(v_cond, v_uncond, w):
+    """Guidance at half the weight: a rule other than classifier-free guidance."""
+    return flow.guide(v_cond, v_uncond, w / 2)
+
+
+class ToyAgent(CFGRLAgent):
+    supports_pixels = False
+    baselines = {'toy_nodrop': {'p_uncond': 0.0}}
+    w1_label = 'w = 1 (toy)'
+
+    @jax.jit
+    def sample_actions(self, observations, goals, seed, guidance=1.0):
+        actions = flow.sample_guided(self.network.select('velocity'), observations, goals, guidance, seed,
+                                     self.action_dim, self.config.flow_steps, self.guided, rule=half_guide)
+        return jnp.clip(actions, -1.0, 1.0)
+
+
+def get_config():
+    config = cfgrl_config()
+    config.flow_steps = 4
+    return config
