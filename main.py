@@ -8,6 +8,7 @@
 `--config.actor_hidden_dims=256,256,256`. See experiment/run_dir.py for what a run directory holds.
 """
 import os
+import shutil
 import sys
 
 os.environ.setdefault('MUJOCO_GL', 'egl')  # Headless rendering (videos); must be set before mujoco is imported.
@@ -23,8 +24,9 @@ from datasets.generate import CorruptDatasetError, DatasetUnavailableError, Unkn
 from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.rollout import EVAL_MODES
-from experiment import cli, session
+from experiment import cli, faults, session
 from experiment.checkpoints import Checkpointer
+from experiment.lock import RunLock, RunLockedError
 from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
 
@@ -64,11 +66,13 @@ flags.DEFINE_integer('num_processes', None, 'With --distributed: how many proces
 flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s index (0 writes and evaluates).')
 # The config's defaults depend on --agent, --resume or --restore_path, so they are read from argv first.
 config_flags.DEFINE_config_dict('config', cli.initial_config(sys.argv), 'Agent config (configs/<agent>.py).')
+cli.replace_repeated_tuple_overrides(FLAGS)
 
 
 def main(_):
     if not FLAGS['verbosity'].present:  # absl.app defaults to INFO, and orbax logs every save at INFO.
         logging.set_verbosity(logging.WARNING)
+    faults.report_thread_faults()
     settings, explicit = cli.settings_from_flags(FLAGS)
     config = FLAGS.config
     if settings.distributed:  # Before JAX touches a device.
@@ -77,23 +81,34 @@ def main(_):
     try:
         cli.check_mode(settings)
         if settings.eval_only:
-            sys.exit(session.evaluate_checkpoint(settings, explicit, config))
+            sys.exit(_or_write_fault(session.evaluate_checkpoint, settings, explicit, config))
         settings, run, notes = session.resolve_settings(settings, explicit, config)
         mesh = session.training_mesh(settings, config)
-    except (cli.UsageError, FileNotFoundError) as e:
+        if run is not None and primary:
+            RunLock(run.path).acquire()  # Held until this process exits.
+    except (cli.UsageError, FileNotFoundError, PermissionError, RunLockedError) as e:
         cli.fail(str(e))
+    sys.exit(_or_write_fault(train, settings, explicit, config, run, notes, mesh, primary))
 
+
+def train(settings, explicit, config, run, notes, mesh, primary) -> int:
+    """Trains a new run (`run` None) or continues `run`; returns the exit status."""
     try:
-        env, train, _ = load_env_and_datasets(settings.env_name, settings.dataset_dir)
+        env, train_data, _ = load_env_and_datasets(settings.env_name, settings.dataset_dir)
     except (CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError) as e:
         cli.fail(str(e))
     env.close()  # Evaluation makes its own environments.
     sampling = GoalSamplingConfig.from_config(config)
-    data = device_dataset(train)
+    data = device_dataset(train_data)
     example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(settings.seed), sampling))
     agent = session.create_agent(settings, example, config)
 
-    run = run or session.new_run_dir(settings)
+    if run is None:
+        run = session.new_run_dir(settings)
+        if primary:
+            RunLock(run.path).acquire()
+            _CURRENT['new_run'] = run
+    _CURRENT['run'] = run
     checkpointer = Checkpointer(run.checkpoint_dir)
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
     if checkpointer.latest_step() is not None:
@@ -107,17 +122,40 @@ def main(_):
     trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh)
     agent, sampler_rng = trainer.place(agent), trainer.place(sampler_rng)
     loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config),
-                     writes=primary)
+                     writes=primary, check_policy=session.policy_check(settings, example, agent.guided))
     try:
-        status = loop(agent, sampler_rng, step)
-    except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.
-        print(f'Aborted. The last checkpoint is in {checkpointer.directory}.', file=sys.stderr)
-        status = 130
+        return loop(agent, sampler_rng, step)
     finally:
         checkpointer.close()
         if evaluator is not None:
             evaluator.close()  # Stops the environment worker processes.
-    sys.exit(status)
+
+
+_CURRENT = {}  # The run directory being written ('run'), and 'new_run' if this process made it.
+
+
+def _or_write_fault(fn, *args) -> int:
+    """fn(*args), or one line and status 74 when a write fails (disk full, read-only): what failed, what is kept
+    and how to continue. A new run directory without a checkpoint is removed, as it holds nothing to resume."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001  (anything that is not a write fault is re-raised)
+        fault = faults.write_fault(e)
+        if fault is None:
+            raise
+    run = _CURRENT.get('run')
+    latest = Checkpointer(run.checkpoint_dir, create=False).latest_step() if run and os.path.isdir(
+        run.checkpoint_dir) else None
+    if run is None:
+        advice = 'nothing was written; free space or choose another --save_dir and run again.'
+    elif latest is None and _CURRENT.get('new_run') is run:
+        shutil.rmtree(run.path, ignore_errors=True)
+        advice = f'the new run directory {run.path} held no checkpoint and was removed; free space and run again.'
+    else:
+        kept = f'its last checkpoint is step {latest}' if latest is not None else 'it has no checkpoint yet'
+        advice = f'{run.path} is intact ({kept}); free space and continue with --resume={run.path}'
+    print(f'error: {fault}; {advice}', file=sys.stderr)
+    return faults.EXIT_WRITE_FAULT
 
 
 if __name__ == '__main__':
