@@ -106,7 +106,7 @@ def train(settings, explicit, config, run, notes, mesh, primary) -> int:
     if run is None:
         run = session.new_run_dir(settings)
         if primary:
-            RunLock(run.path).acquire()
+            RunLock(run.path).acquire()  # Held until this process exits.
             _CURRENT['new_run'] = run
     _CURRENT['run'] = run
     checkpointer = Checkpointer(run.checkpoint_dir)
@@ -121,8 +121,10 @@ def train(settings, explicit, config, run, notes, mesh, primary) -> int:
     evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS)) if primary else None
     trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh)
     agent, sampler_rng = trainer.place(agent), trainer.place(sampler_rng)
+    # Sampling the policy copies the parameters to the CPU, which stalls a multi-process job's collective saves.
+    check_policy = session.policy_check(settings, example, agent.guided) if jax.process_count() == 1 else None
     loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config),
-                     writes=primary, check_policy=session.policy_check(settings, example, agent.guided))
+                     writes=primary, check_policy=check_policy)
     try:
         return loop(agent, sampler_rng, step)
     finally:
@@ -147,7 +149,7 @@ def _or_write_fault(fn, *args) -> int:
     latest = Checkpointer(run.checkpoint_dir, create=False).latest_step() if run and os.path.isdir(
         run.checkpoint_dir) else None
     if run is None:
-        advice = 'nothing was written; free space or choose another --save_dir and run again.'
+        advice = 'no run directory was made; free space (or choose other folders) and run again.'
     elif latest is None and _CURRENT.get('new_run') is run:
         shutil.rmtree(run.path, ignore_errors=True)
         advice = f'the new run directory {run.path} held no checkpoint and was removed; free space and run again.'

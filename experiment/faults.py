@@ -26,18 +26,18 @@ _MESSAGES = {  # Text of wrapped errors -> the errno it stands for.
 
 
 def write_fault(exc: BaseException) -> Optional[str]:
-    """'what failed (file)' if `exc` (or an exception it was raised from) is a write fault, else None."""
+    """'what failed at which file' if `exc` (or an exception it was raised from) is a write fault, else None."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in _FAULTS:
-            where = f' writing {exc.filename}' if exc.filename else ''
+            where = f' at {exc.filename}' if exc.filename else ''
             return f'{_FAULTS[exc.errno]}{where}'
         text = str(exc)
         for needle, code in _MESSAGES.items():
             if needle in text:
                 path = re.search(r'(/[^\s"\'{}:,]+)', text)
-                return f'{_FAULTS[code]}' + (f' writing {path.group(1)}' if path else '')
+                return f'{_FAULTS[code]}' + (f' at {path.group(1)}' if path else '')
         exc = exc.__cause__ or exc.__context__
     return None
 
