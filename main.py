@@ -137,7 +137,7 @@ _CURRENT = {}  # The run directory being written ('run'), and 'new_run' if this 
 
 
 def _or_write_fault(fn, *args) -> int:
-    """fn(*args), or one line and status 74 when a write fails (disk full, read-only): what failed, what is kept
+    """fn(*args), or one line and exit status 74 when a write fails (disk full, read-only): what failed, what is kept
     and how to continue. A new run directory without a checkpoint is removed, as it holds nothing to resume."""
     try:
         return fn(*args)
@@ -156,8 +156,10 @@ def _or_write_fault(fn, *args) -> int:
     else:
         kept = f'its last checkpoint is step {latest}' if latest is not None else 'it has no checkpoint yet'
         advice = f'{run.path} is intact ({kept}); free space and continue with --resume={run.path}'
-    print(f'error: {fault}; {advice}', file=sys.stderr)
-    return faults.EXIT_WRITE_FAULT
+    print(f'error: {fault}; {advice}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Exit at once: TensorBoard's writer would retry its flush at exit and in its thread, each with a traceback.
+    os._exit(faults.EXIT_WRITE_FAULT)
 
 
 if __name__ == '__main__':
