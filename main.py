@@ -8,6 +8,7 @@
 `--config.actor_hidden_dims=256,256,256`. See experiment/run_dir.py for what a run directory holds.
 """
 import os
+import shutil
 import sys
 
 os.environ.setdefault('MUJOCO_GL', 'egl')  # Headless rendering (videos); must be set before mujoco is imported.
@@ -22,8 +23,9 @@ from datasets.files import CorruptDatasetError, DatasetUnavailableError, Unknown
 from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.rollout import EVAL_MODES
-from experiment import cli, session
+from experiment import cli, faults, session
 from experiment.checkpoints import Checkpointer, CheckpointMismatch
+from experiment.lock import RunLock, RunLockedError
 from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
 
@@ -64,12 +66,13 @@ flags.DEFINE_string('coordinator_address', None, 'With --distributed: host:port 
 flags.DEFINE_integer('num_processes', None, 'With --distributed: how many processes the job has.')
 flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s index (0 writes and evaluates).')
 # --config.<key>=value: defined by cli.parse_command_line, its defaults depending on --agent, --resume or
-# --restore_path.
+# --restore_path; a repeated tuple override replaces the earlier value.
 
 
 def main(_):
     if not FLAGS['verbosity'].present:  # absl.app defaults to INFO, and orbax logs every save at INFO.
         logging.set_verbosity(logging.WARNING)
+    faults.report_thread_faults()
     settings, explicit = cli.settings_from_flags(FLAGS)
     config = FLAGS.config
     if settings.distributed:  # Before JAX touches a device.
@@ -78,23 +81,34 @@ def main(_):
     try:
         cli.check_mode(settings)
         if settings.eval_only:
-            sys.exit(session.evaluate_checkpoint(settings, explicit, config))
+            sys.exit(_or_write_fault(session.evaluate_checkpoint, settings, explicit, config))
         settings, run, notes = session.resolve_settings(settings, explicit, config)
         mesh = session.training_mesh(settings, config)
-    except (cli.UsageError, FileNotFoundError, CheckpointMismatch) as e:
+        if run is not None and primary:
+            RunLock(run.path).acquire()  # Held until this process exits.
+    except (cli.UsageError, FileNotFoundError, PermissionError, RunLockedError, CheckpointMismatch) as e:
         cli.fail(str(e))
+    sys.exit(_or_write_fault(train, settings, explicit, config, run, notes, mesh, primary))
 
+
+def train(settings, explicit, config, run, notes, mesh, primary) -> int:
+    """Trains a new run (`run` None) or continues `run`; returns the exit status."""
     try:
-        env, train, val = load_env_and_datasets(settings.env_name, settings.dataset_dir)
+        env, train_data, val_data = load_env_and_datasets(settings.env_name, settings.dataset_dir)
     except (CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError) as e:
         cli.fail(str(e))
     env.close()  # Evaluation makes its own environments.
     sampling = GoalSamplingConfig.from_config(config)
-    data = device_dataset(train)
+    data = device_dataset(train_data)
     example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(settings.seed), sampling))
     agent = session.create_agent(settings.agent, settings.seeds, example, config)
 
-    run = run or session.new_run_dir(settings)
+    if run is None:
+        run = session.new_run_dir(settings)
+        if primary:
+            RunLock(run.path).acquire()  # Held until this process exits.
+            _CURRENT['new_run'] = run
+    _CURRENT['run'] = run
     checkpointer = Checkpointer(run.checkpoint_dir)
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
     if checkpointer.latest_step() is not None:
@@ -109,20 +123,47 @@ def main(_):
     schedule = Schedule(settings.train_steps, settings.log_interval, settings.eval_interval, settings.save_interval)
     evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS)) if primary else None
     trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh,
-                             val_data=device_dataset(val))
+                             val_data=device_dataset(val_data))
     agent, sampler_rng = trainer.place(agent), trainer.place(sampler_rng)
+    # Sampling the policy copies the parameters to the CPU, which stalls a multi-process job's collective saves.
+    check_policy = session.policy_check(settings, example, agent.guided) if jax.process_count() == 1 else None
     loop = TrainLoop(run, checkpointer, trainer, schedule, evaluator, session.checkpoint_meta(settings, config),
-                     writes=primary)
+                     writes=primary, check_policy=check_policy)
     try:
-        status = loop(agent, sampler_rng, step)
-    except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.
-        print(f'Aborted. The last checkpoint is in {checkpointer.directory}.', file=sys.stderr)
-        status = 130
+        return loop(agent, sampler_rng, step)
     finally:
         checkpointer.close()
         if evaluator is not None:
             evaluator.close()  # Stops the environment worker processes.
-    sys.exit(status)
+
+
+_CURRENT = {}  # The run directory being written ('run'), and 'new_run' if this process made it.
+
+
+def _or_write_fault(fn, *args) -> int:
+    """fn(*args), or one line and exit status 74 when a write fails (disk full, read-only): what failed, what is kept
+    and how to continue. A new run directory without a checkpoint is removed, as it holds nothing to resume."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001  (anything that is not a write fault is re-raised)
+        fault = faults.write_fault(e)
+        if fault is None:
+            raise
+    run = _CURRENT.get('run')
+    latest = Checkpointer(run.checkpoint_dir, create=False).latest_step() if run and os.path.isdir(
+        run.checkpoint_dir) else None
+    if run is None:
+        advice = 'no run directory was made; free space (or choose other folders) and run again.'
+    elif latest is None and _CURRENT.get('new_run') is run:
+        shutil.rmtree(run.path, ignore_errors=True)
+        advice = f'the new run directory {run.path} held no checkpoint and was removed; free space and run again.'
+    else:
+        kept = f'its last checkpoint is step {latest}' if latest is not None else 'it has no checkpoint yet'
+        advice = f'{run.path} is intact ({kept}); free space and continue with --resume={run.path}'
+    print(f'error: {fault}; {advice}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Exit at once: TensorBoard's writer would retry its flush at exit and in its thread, each with a traceback.
+    os._exit(faults.EXIT_WRITE_FAULT)
 
 
 if __name__ == '__main__':

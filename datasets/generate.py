@@ -14,8 +14,8 @@ Guarantees, and how they are kept:
 - Parallel and memory-bounded: worker processes collect blocks of episodes into shard files in a temporary folder
   next to the output; the merge streams the shards into the zip one at a time, so memory never holds a whole array.
 - Atomic: files are written under a hidden temporary name in the target folder and renamed when complete; an
-  interrupted run leaves nothing that looks like a dataset. Existing datasets are never overwritten without
-  `--overwrite`.
+  interrupted run leaves nothing that looks like a dataset, and its temporary files (tagged with its process id)
+  are removed by the next generation in that folder. Existing datasets are never overwritten without `--overwrite`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -356,6 +359,43 @@ def _run_blocks(blocks: List[Block], workers: int, progress: bool) -> None:
                 bar.update(block.stop - block.start)
 
 
+_LEFTOVER = re.compile(r'^\..+\.pid(\d+)@([^.]+)\..*\.(shards|partial)$')
+
+
+def _owner() -> str:
+    """Tags a generation's temporary files with their process, so a later run can tell a killed one's leftovers."""
+    return f'pid{os.getpid()}@{socket.gethostname().split(".")[0]}'
+
+
+def remove_stale_leftovers(dataset_dir: str) -> List[str]:
+    """Removes the temporary shard folders and partial files of generations killed on this host (their process
+    is gone); a running generation's, or another host's, are kept. Returns the removed paths."""
+    host, removed = socket.gethostname().split('.')[0], []
+    for entry in sorted(os.listdir(dataset_dir)):
+        match = _LEFTOVER.match(entry)
+        if not match or match.group(2) != host or _alive(int(match.group(1))):
+            continue
+        path = os.path.join(dataset_dir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+        removed.append(path)
+    if removed:
+        print(f'Removed {len(removed)} leftovers of interrupted generations in {dataset_dir}.', file=sys.stderr)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's live process.
+        return True
+    return True
+
+
 def generate(name: str, num_episodes: int | None = None, episode_length: int | None = None,
              dataset_dir: str | None = None, seed: int = 0, workers: int | None = None, overwrite: bool = False,
              progress: bool = True) -> Tuple[str, str]:
@@ -374,14 +414,15 @@ def generate(name: str, num_episodes: int | None = None, episode_length: int | N
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     n_train, n_val = recipe.num_episodes, num_val_episodes(recipe.num_episodes)
 
-    shard_dir = tempfile.mkdtemp(prefix=f'.{recipe.name}.', suffix='.shards', dir=dataset_dir)
+    remove_stale_leftovers(dataset_dir)
+    shard_dir = tempfile.mkdtemp(prefix=f'.{recipe.name}.{_owner()}.', suffix='.shards', dir=dataset_dir)
     partials: List[str] = []
     try:
         train_blocks = plan_blocks(recipe, seed, 0, n_train, workers, shard_dir)
         val_blocks = plan_blocks(recipe, seed, n_train, n_train + n_val, workers, shard_dir)
         _run_blocks(train_blocks + val_blocks, min(workers, len(train_blocks) + len(val_blocks)), progress)
         for blocks, final in ((val_blocks, val_path), (train_blocks, train_path)):
-            fd, partial = tempfile.mkstemp(prefix=f'.{os.path.basename(final)}.', suffix='.partial',
+            fd, partial = tempfile.mkstemp(prefix=f'.{os.path.basename(final)}.{_owner()}.', suffix='.partial',
                                            dir=dataset_dir)
             os.close(fd)
             partials.append(partial)

@@ -54,10 +54,28 @@ def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None,
     """
     import ogbench
 
-    from datasets.files import ensure_dataset
+    from datasets.files import dataset_paths, ensure_dataset
 
     check_dataset_name(dataset_name)
     if 'cube' in dataset_name or 'scene' in dataset_name or 'puzzle' in dataset_name:
         os.environ.setdefault('MUJOCO_GL', 'egl')  # Headless rendering for the manipulation environments.
     path = ensure_dataset(dataset_name, dataset_dir=dataset_dir, regenerate=regenerate)
-    return ogbench.make_env_and_datasets(dataset_name, dataset_path=path, compact_dataset=True, **env_kwargs)
+    env, train, val = ogbench.make_env_and_datasets(dataset_name, dataset_path=path, compact_dataset=True,
+                                                    **env_kwargs)
+    train_path, val_path = dataset_paths(dataset_name, os.path.dirname(path))
+    check_finite(train, train_path)
+    check_finite(val, val_path)
+    return env, train, val
+
+
+def check_finite(arrays: Arrays, path: str) -> None:
+    """Raises CorruptDatasetError naming `path` if a float array holds NaN or inf: training on it would fail
+    later with a non-finite loss that says nothing about the data."""
+    from datasets.generate import CorruptDatasetError
+
+    for key, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating):
+            bad = np.flatnonzero(~np.isfinite(array).reshape(len(array), -1).all(axis=1))
+            if bad.size:
+                raise CorruptDatasetError(f'Dataset file {path} has non-finite values (NaN or inf) in {key!r}, in '
+                                          f'{bad.size} rows (first: row {bad[0]}). Regenerate or re-download it.')

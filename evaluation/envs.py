@@ -34,10 +34,17 @@ class EnvFactory:
     max_episode_steps: Optional[int] = None
 
     def __call__(self):
+        import mujoco
         import ogbench
 
+        # MuJoCo's default warning handler appends to MUJOCO_LOG.TXT in the working directory: print instead.
+        mujoco.set_mju_user_warning(_log_mujoco_warning)
         kwargs = {} if self.max_episode_steps is None else {'max_episode_steps': int(self.max_episode_steps)}
         return ogbench.make_env_and_datasets(self.env_name, env_only=True, **kwargs)
+
+
+def _log_mujoco_warning(message: str) -> None:
+    print(f'MuJoCo warning: {message}', file=sys.stderr, flush=True)
 
 
 def as_policy_input(x) -> np.ndarray:

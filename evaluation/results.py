@@ -35,6 +35,7 @@ class EvalResult:
         guidance: the weights, or (None,) for an agent without guidance.
         success: (W, T, E) final-step `info['success']` of each episode, in {0, 1}.
         lengths: (W, T, E) environment steps each episode took.
+        nonfinite: (W, T, E) whether the episode ended on a non-finite action (then a failure); None: none did.
     """
 
     step: int
@@ -42,6 +43,12 @@ class EvalResult:
     guidance: Tuple[Optional[float], ...]
     success: np.ndarray
     lengths: np.ndarray
+    nonfinite: Optional[np.ndarray] = None
+
+    @property
+    def num_nonfinite(self) -> int:
+        """Episodes that ended on a non-finite action (counted as failures)."""
+        return 0 if self.nonfinite is None else int(np.sum(self.nonfinite))
 
     @property
     def keys(self) -> List[str]:
@@ -58,8 +65,9 @@ class EvalResult:
         return self.task_success.mean(axis=-1)
 
     def summary(self, env_name: str, agent: str) -> Dict:
-        """summary.json's schema (docs/outputs.md): success in [0, 1] per weight, overall and per task."""
-        return {
+        """summary.json's schema (docs/outputs.md): success in [0, 1] per weight, overall and per task; plus
+        `nonfinite_episodes` when some episode's actions were not finite."""
+        summary = {
             'env_name': env_name,
             'agent': agent,
             'step': int(self.step),
@@ -70,6 +78,9 @@ class EvalResult:
                 for i, key in enumerate(self.keys)
             },
         }
+        if self.num_nonfinite:
+            summary['nonfinite_episodes'] = self.num_nonfinite
+        return summary
 
     def csv_rows(self) -> List[Dict[str, object]]:
         """One eval.csv row per weight: step, guidance, overall_success, one column per task."""
@@ -79,7 +90,15 @@ class EvalResult:
 
     def table(self) -> str:
         """A one-screen text table: a row per weight, a column per task, and the overall mean (in %)."""
-        return format_table(self.csv_rows(), f'{self.success.shape[-1]} episodes per task')
+        return format_table(self.csv_rows(), f'{self.success.shape[-1]} episodes per task'
+                            + nonfinite_note([self]))
+
+
+def nonfinite_note(results: Sequence[EvalResult]) -> str:
+    """'' or ', N episodes with non-finite actions (failures)' for a table title or a log line."""
+    count = sum(r.num_nonfinite for r in results)
+    return f', {count} of {sum(r.success.size for r in results)} episodes with non-finite actions (failures)' \
+        if count else ''
 
 
 def seeds_csv_rows(results: Sequence[EvalResult]) -> List[Dict[str, object]]:
@@ -109,6 +128,8 @@ def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name:
                              for j, t in enumerate(results[0].task_ids)},
         }
     summary['seeds'] = [int(s) for s in seeds]
+    if any(r.num_nonfinite for r in results):
+        summary['nonfinite_episodes'] = sum(r.num_nonfinite for r in results)
     return summary
 
 

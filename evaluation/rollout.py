@@ -2,6 +2,8 @@
 
 Protocol: an episode of task k starts with `env.reset(options=dict(task_id=k, render_goal=False))`, its goal is
 `info['goal']`, it ends at termination or truncation, and its success is the final step's `info['success']`.
+An episode whose policy emits a non-finite action (NaN or inf) ends there as a failure and is counted
+(`EvalResult.nonfinite`): the action never reaches the simulator, which would reset itself and could report success.
 
 Lockstep (the default): every episode of every task at every weight has its own environment (its "row"); each
 environment step makes ONE batched `sample_actions` call with a per-row guidance vector, then steps every live row's
@@ -20,6 +22,7 @@ once per environment step and may raise to abandon the evaluation (Ctrl-C during
 """
 import dataclasses
 import os
+import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import jax
@@ -37,7 +40,7 @@ from evaluation.envs import (
     reset_episode,
     step_episode,
 )
-from evaluation.results import EvalResult, guidance_key, task_column
+from evaluation.results import EvalResult, guidance_key, nonfinite_note, task_column
 
 # The policy as evaluation calls it: (observations, goals, key, per-row guidance (B,) float32) -> actions (B, A).
 PolicyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -169,9 +172,17 @@ class _Videos:
             iio.imwrite(os.path.join(directory, name), np.stack(frames), duration=1000 / VIDEO_FPS, loop=0)
 
 
-def _result(plan: EvalPlan, step: int, success: np.ndarray, lengths: np.ndarray) -> EvalResult:
+def _result(plan: EvalPlan, step: int, success: np.ndarray, lengths: np.ndarray,
+            nonfinite: np.ndarray) -> EvalResult:
     return EvalResult(step=step, task_ids=tuple(plan.task_ids), guidance=tuple(plan.guidance),
-                      success=success.reshape(plan.shape), lengths=lengths.reshape(plan.shape))
+                      success=np.where(nonfinite, 0.0, success).astype(np.float32).reshape(plan.shape),
+                      lengths=lengths.reshape(plan.shape), nonfinite=nonfinite.reshape(plan.shape))
+
+
+def finite_actions(actions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(actions with every non-finite row zeroed, (B,) bool: which rows were finite)."""
+    finite = np.isfinite(actions).all(axis=-1)
+    return (actions if finite.all() else np.where(finite[:, None], actions, 0).astype(actions.dtype)), finite
 
 
 def _progress(plan: EvalPlan, step: int, enabled: bool, num_seeds: int = 1) -> tqdm:
@@ -213,7 +224,7 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
     slot_row = np.full((num_seeds, slots), -1)  # The row each slot is running (−1: none left).
     next_row = np.zeros(num_seeds, np.int64)
     success, lengths = np.zeros((num_seeds, n), np.float32), np.zeros((num_seeds, n), np.int64)
-    completed = np.zeros((num_seeds, n), bool)
+    completed, nonfinite = np.zeros((num_seeds, n), bool), np.zeros((num_seeds, n), bool)
     obs = goals = None
 
     def start_rows(seed_idx: np.ndarray, slot_idx: np.ndarray) -> None:
@@ -261,10 +272,13 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
             keys = np.stack([policy_key(s, step, t) for s in seeds])
             actions = policy(obs[env_batch], goals[env_batch], keys, weights[row_batch])
             env_live = np.concatenate([live + k * slots for k, live in enumerate(per_seed)])
-            actions = np.concatenate([actions[k, :len(live)] for k, live in enumerate(per_seed)])
+            actions, finite = finite_actions(np.concatenate([actions[k, :len(live)]
+                                                             for k, live in enumerate(per_seed)]))
             obs[env_live], done, step_success = envs.step(env_live, actions)
             ks, js = np.divmod(env_live, slots)
             rows = slot_row[ks, js]
+            nonfinite[ks, rows] |= ~finite
+            done = done | ~finite
             success[ks, rows] = step_success
             lengths[ks, rows] += 1
             record_frames(env_live, ks, rows)
@@ -275,7 +289,7 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
                 start_rows(ks[done], js[done])
             t += 1
     videos.save(video_dir)
-    return [_result(plan, step, success[k], lengths[k]) for k in range(num_seeds)]
+    return [_result(plan, step, success[k], lengths[k], nonfinite[k]) for k in range(num_seeds)]
 
 
 def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: int,
@@ -288,6 +302,7 @@ def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: 
     weights = plan.row_guidance()
     task_ids, seeds = plan.row_tasks_and_seeds(seed, step)
     success, lengths = np.zeros(plan.num_rows, np.float32), np.zeros(plan.num_rows, np.int64)
+    nonfinite = np.zeros(plan.num_rows, bool)
     with _progress(plan, step, progress) as bar:
         for r in range(plan.num_rows):
             record = r in videos.frames
@@ -298,15 +313,18 @@ def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: 
             while not done:
                 if check_stop is not None:
                     check_stop()
-                action = policy(ob[None], goal[None], policy_key(seed, step, r, lengths[r]), weights[r:r + 1])[0]
-                ob, done, success[r] = step_episode(env, action)
+                action = policy(ob[None], goal[None], policy_key(seed, step, r, lengths[r]), weights[r:r + 1])
+                action, finite = finite_actions(action)
+                ob, done, success[r] = step_episode(env, action[0])
+                nonfinite[r] |= not finite[0]
+                done = done or not finite[0]
                 lengths[r] += 1
                 if record:
                     videos.add([r], [env.render()])
             bar.set_postfix(success=f'{success[:r + 1].mean():.2f}', refresh=False)
             bar.update(1)
     videos.save(video_dir)
-    return _result(plan, step, success, lengths)
+    return _result(plan, step, success, lengths, nonfinite)
 
 
 class Evaluator:
@@ -336,6 +354,13 @@ class Evaluator:
 
     def __call__(self, agent, step: int,
                  check_stop: Optional[Callable[[], None]] = None) -> List[EvalResult]:
+        results = self._evaluate(agent, step, check_stop)
+        note = nonfinite_note(results)
+        if note:
+            tqdm.write(f'warning: evaluation at step {step}: {note[2:]}.', file=sys.stderr)
+        return results
+
+    def _evaluate(self, agent, step: int, check_stop: Optional[Callable[[], None]]) -> List[EvalResult]:
         video_dir = None
         if self.video_root is not None and self.plan.video_episodes > 0:
             video_dir = os.path.join(self.video_root, f'step_{step}')

@@ -76,6 +76,12 @@ class Checkpointer:
         step = self.resolve_step(step)
         return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
 
+    def array_shapes(self, step: Optional[int] = None) -> Dict[str, Tuple[int, ...]]:
+        """{key path: shape} of every array of checkpoint `step` (default: the latest), read without the arrays."""
+        path = os.path.join(self.directory, str(self.resolve_step(step)), 'state')
+        tree = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
+        return {jax.tree_util.keystr(key): tuple(leaf.shape) for key, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
     def resolve_step(self, step: Optional[int]) -> int:
         step = self.latest_step() if step is None else step
         if step is None or step not in self._manager.all_steps():

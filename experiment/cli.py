@@ -23,6 +23,8 @@ IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
 SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
                  'num_processes', 'process_id', 'eval_device')
+# How a run is evaluated: --eval_only takes the run's values of those not given.
+EVAL_FLAGS = ('eval_episodes', 'eval_tasks', 'eval_guidance', 'eval_max_steps')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,26 @@ class UsageError(ValueError):
     """A bad command line; main prints the message and exits with status 2 before doing any work."""
 
 
+def replace_repeated_tuple_overrides(flag_values: flags.FlagValues) -> None:
+    """Makes a repeated tuple override (`--config.actor_hidden_dims=32,32 --config.actor_hidden_dims=64`) replace
+    the earlier value, as every other flag does, instead of appending to it (ml_collections' multi-flag). Call it
+    after defining the config flag, whose override flags are then defined."""
+    for name in list(flag_values):
+        flag = flag_values[name]
+        if name.startswith('config.') and isinstance(flag, flags.MultiFlag):
+            flag.parse = _replacing_parse(flag)
+
+
+def _replacing_parse(flag: flags.MultiFlag):
+    parse = flag.parse
+
+    def replace(argument):
+        flag.present = 0  # MultiFlag.parse extends the value when the flag is already present.
+        parse(argument)
+
+    return replace
+
+
 def fail(message: str) -> None:
     """Exits with a one-line reason and status 2 (a bad command line), without a traceback."""
     print(f'error: {message}', file=sys.stderr)
@@ -91,6 +113,7 @@ def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues = flag
         _check_override_keys(rest, config)
         config_flags.DEFINE_config_dict('config', config, 'Agent config (configs/<agent>.py).',
                                         flag_values=flag_values)
+        replace_repeated_tuple_overrides(flag_values)
         flag_values.unparse_flags()
         return flag_values(argv)
     except (flags.Error, ValueError, FileNotFoundError) as e:  # UsageError, the registry's ValueError, a missing run.
@@ -141,13 +164,17 @@ def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
 
     if config.agent_name != agent:
         raise UsageError(f'config.agent_name is {config.agent_name!r} but --agent is {agent!r}.')
+    if config.batch_size < 1:
+        raise UsageError(f'config.batch_size must be positive, got {config.batch_size}.')
     for key, default in get_config(agent).items():
         value = config[key]
         if isinstance(default, tuple) and default:
             kind = type(default[0])
-            if not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
-                raise UsageError(f'config.{key} must be a non-empty tuple of {kind.__name__}, e.g. '
-                                 f'--config.{key}={",".join(map(str, default))}; got {value!r}.')
+            if not value or not all(isinstance(v, kind) and not isinstance(v, bool) and not (kind is int and v < 1)
+                                    for v in value):
+                raise UsageError(f'config.{key} must be a non-empty tuple of {kind.__name__}'
+                                 f'{" > 0" * (kind is int)}, e.g. --config.{key}={",".join(map(str, default))}; '
+                                 f'got {value!r}.')
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -183,7 +210,9 @@ def validate(settings: Settings) -> None:
             raise UsageError(f'--{name} must be positive, got {getattr(settings, name)}.')
     if settings.num_seeds < 1:
         raise UsageError(f'--num_seeds must be positive, got {settings.num_seeds}.')
-    for name in ('train_steps', 'eval_episodes', 'video_episodes'):
+    if settings.train_steps < 1:  # Zero steps would make a run directory with nothing in it.
+        raise UsageError(f'--train_steps must be positive, got {settings.train_steps}.')
+    for name in ('eval_episodes', 'video_episodes'):
         if getattr(settings, name) < 0:
             raise UsageError(f'--{name} must be non-negative, got {getattr(settings, name)}.')
     if settings.video_episodes > settings.eval_episodes:

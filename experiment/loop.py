@@ -6,13 +6,16 @@ of them executes exactly the chunks of an uninterrupted run and ends with bitwis
 machine. Evaluation draws its own seeds from (seed, step) and never touches the training RNGs.
 
 Stopping: Ctrl-C finishes the current chunk (or environment step of an evaluation), saves a checkpoint and exits
-with status 130; a second Ctrl-C aborts at once. A non-finite training metric stops the run naming the step; that
-state is not saved, so the last checkpoint stays the last good one.
+with status 130; a second Ctrl-C aborts at once. SIGTERM and SIGUSR1 (a cluster's preemption or time-limit
+warning) do the same but exit with status 75, which asks the launcher to requeue the run (scripts/slurm_cell.sh).
+A non-finite training metric stops the run naming the step; that state is not saved, so the last checkpoint stays
+the last good one.
 """
 import contextlib
 import dataclasses
 import math
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -29,6 +32,7 @@ from experiment.run_dir import RunDir
 
 MAX_CHUNK = 1000  # Updates per compiled dispatch at most: bounds the latency of Ctrl-C and of the progress bar.
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_REQUEUE = 75  # sysexits' EX_TEMPFAIL: stopped by the cluster, continue with --resume.
 
 # (agent, step, check_stop) -> one result per seed.
 EvaluateFn = Callable[[Any, int, Callable[[], None]], List[EvalResult]]
@@ -64,33 +68,44 @@ class NonFiniteMetric(RuntimeError):
 
 
 class GracefulStop:
-    """Turns the first Ctrl-C into a request polled at safe points (`check`); a second one aborts at once.
+    """Turns the first Ctrl-C, SIGTERM or SIGUSR1 into a request polled at safe points (`check`); a second Ctrl-C
+    aborts at once (a second SIGTERM does not: the cluster sends it again only to kill).
 
     A plain KeyboardInterrupt could arrive while the agent's buffers are donated to a running chunk, leaving nothing
     to save; polling between chunks always sees a complete agent.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested: Optional[int] = None  # The signal that asked to stop.
+        self._previous = {}
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_INTERRUPTED if self.requested == signal.SIGINT else EXIT_REQUEUE
 
     def __enter__(self) -> 'GracefulStop':
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write('Ctrl-C: stopping at the next safe point to save a checkpoint (press again to abort at once).')
+        if self.requested is not None:
+            if signum == signal.SIGINT == self.requested:
+                raise KeyboardInterrupt
+            return
+        self.requested = signum
+        name = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
+        again = ' (press again to abort at once)' if signum == signal.SIGINT else ''
+        tqdm.write(f'{name}: stopping at the next safe point to save a checkpoint{again}.')
 
     def check(self) -> None:
-        if self.requested:
+        if self.requested is not None:
             raise StopRequested
 
 
@@ -150,14 +165,16 @@ class TrainLoop:
     `evaluate` is None when the run evaluates nothing (--eval_episodes=0). `checkpoint_meta` is stored in every
     checkpoint (agent, env_name, seed, config) so that a checkpoint can be re-evaluated on its own.
     `writes=False` (every process but the first of a multi-process job): train and take part in checkpoint saves,
-    but write no run-directory file, log nothing and show no progress.
+    but write no run-directory file, log nothing and show no progress. `check_policy(agent, step)`, run before
+    every save, raises NonFiniteMetric when the policy samples non-finite actions.
     """
 
     def __init__(self, run: RunDir, checkpointer: Checkpointer, trainer: ChunkedTrainer, schedule: Schedule,
                  evaluate: Optional[EvaluateFn], checkpoint_meta: Dict[str, Any], progress: bool = True,
-                 writes: bool = True):
+                 writes: bool = True, check_policy: Optional[Callable[[Any, int], None]] = None):
         self.run, self.checkpointer, self.trainer, self.schedule = run, checkpointer, trainer, schedule
         self.evaluate, self.meta, self.progress, self.writes = evaluate, checkpoint_meta, progress and writes, writes
+        self.check_policy = check_policy
 
     def __call__(self, agent: Any, sampler_rng: jax.Array, step: int) -> int:
         """Runs to the end (or a stop); returns the process exit status."""
@@ -166,26 +183,36 @@ class TrainLoop:
         state = _State(agent, sampler_rng, step)
         writer_context = (self.run.summary_writer(purge_step=step) if self.writes
                           else contextlib.nullcontext(_NoWriter()))
-        with GracefulStop() as stop, writer_context as writer, \
-                tqdm(total=self.schedule.train_steps, initial=step, unit='step', desc='train', dynamic_ncols=True,
-                     disable=not self.progress) as bar:
-            try:
+        try:
+            with GracefulStop() as stop, writer_context as writer, \
+                    tqdm(total=self.schedule.train_steps, initial=step, unit='step', desc='train',
+                         dynamic_ncols=True, disable=not self.progress) as bar:
                 try:
-                    self._train(state, stop, writer, bar)
-                except StopRequested:
-                    self._save(state)  # Like every save, refuses non-finite parameters.
+                    try:
+                        self._train(state, stop, writer, bar)
+                    except StopRequested:
+                        self._save(state)  # Like every save, refuses non-finite parameters.
+                        bar.close()
+                        print(f'Stopped at step {state.step}; checkpoint saved. Continue with '
+                              f'--resume={self.run.path}')
+                        return stop.exit_status
+                except NonFiniteMetric as e:
                     bar.close()
-                    print(f'Stopped at step {state.step}; checkpoint saved. Continue with --resume={self.run.path}')
-                    return EXIT_INTERRUPTED
-            except NonFiniteMetric as e:
-                bar.close()
-                latest = self.checkpointer.latest_step()
-                kept = f'step {latest} in {self.checkpointer.directory}' if latest is not None else 'none'
-                print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: {kept}.')
-                return EXIT_NON_FINITE
+                    print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: '
+                          f'{self._last_checkpoint()}.')
+                    return EXIT_NON_FINITE
+        except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.
+            print(f'Aborted. Last checkpoint: {self._last_checkpoint()}.', file=sys.stderr)
+            return EXIT_INTERRUPTED
         if self.writes:
             self._print_final_table()
         return EXIT_OK
+
+    def _last_checkpoint(self) -> str:
+        latest = self.checkpointer.latest_step()
+        if latest is None:
+            return f'none (--resume={self.run.path} would start from step 0)'
+        return f'step {latest} in {self.checkpointer.directory}'
 
     def _train(self, state: '_State', stop: GracefulStop, writer, bar) -> None:
         """The loop proper; `state` always holds the latest complete chunk's result."""
@@ -243,6 +270,8 @@ class TrainLoop:
         # unseen: check them before they become the "last good" checkpoint.
         if not all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(state.agent.network.params)):
             raise NonFiniteMetric(f'non-finite parameters at step {state.step}')
+        if self.check_policy is not None:
+            self.check_policy(state.agent, state.step)
         self.checkpointer.save(state.step, state.agent, state.sampler_rng, self.meta)
 
     def _print_final_table(self) -> None:

@@ -2,6 +2,7 @@
 merges with it (a changed agent, environment, seed, dataset or config is refused unless --force) and which
 checkpoint is meant."""
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ml_collections
@@ -38,16 +39,27 @@ def resume(settings: cli.Settings, explicit: Set[str],
 def eval_only(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict
               ) -> Tuple[cli.Settings, Checkpointer, int, Optional[str], List[str]]:
     """(settings, checkpointer, step, run directory or None, notes) of --eval_only: agent, environment and seed
-    default to the checkpoint's; config overrides apply (e.g. another flow_steps) and are recorded."""
+    default to the checkpoint's, the evaluation flags not given (cli.EVAL_FLAGS) to its run's; config overrides
+    apply (e.g. another flow_steps) and are recorded."""
     checkpointer, step, run_path = locate_checkpoint(settings.restore_path)
     meta = checkpointer.read_meta(step)
-    settings, changes = merge_saved(settings, explicit, meta)
+    run_flags = RunDir(run_path).read_json(RunDir.FLAGS) if run_path and os.path.isfile(
+        os.path.join(run_path, RunDir.FLAGS)) else {}
+    settings, changes = merge_saved(settings, explicit, {
+        **{k: v for k, v in run_flags.items() if k in cli.EVAL_FLAGS}, **meta})
+    source = "the run's flags.json" if run_flags else "main.py's defaults"
+    print('Evaluating with ' + ' '.join(f'--{k}={_flag_text(getattr(settings, k))}' for k in cli.EVAL_FLAGS)
+          + f' (not given: from {source}).')
     if changes and not settings.force:
         raise cli.UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
                              'Pass --force to evaluate it anyway.')
     notes = [f'restored from {checkpointer.directory}/{step}']
     notes += [f'config override: {c}' for c in config_differences(meta['config'], cli.config_to_dict(config))]
     return settings, checkpointer, step, run_path, notes
+
+
+def _flag_text(value) -> str:
+    return ','.join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def merge_saved(settings: cli.Settings, explicit: Set[str],

@@ -1,8 +1,9 @@
 """The pieces main.py wires together: which run directory, which settings, the evaluator, and --eval_only."""
 import math
 import os
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,12 +16,21 @@ from agents.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
 from evaluation.results import format_table
-from evaluation.rollout import EvalPlan, Evaluator, is_single_task, single_task_id
-from experiment import cli, restore
-from experiment.checkpoints import locate_checkpoint
-from experiment.loop import EXIT_OK
+from evaluation.rollout import (
+    EvalPlan,
+    Evaluator,
+    cpu_policy,
+    is_single_task,
+    policy_key,
+    single_task_id,
+    stacked_cpu_policy,
+)
+from experiment import cli, faults, restore
+from experiment.checkpoints import Checkpointer, locate_checkpoint
+from experiment.loop import EXIT_OK, NonFiniteMetric
 from experiment.run_dir import RunDir
 
+PROBE_ROWS = 16  # Training rows the policy is sampled on before a checkpoint is saved.
 SAMPLER_STREAM = 1  # The sampler's key is fold_in(PRNGKey(seed), 1): independent of the agent's PRNGKey(seed) splits.
 
 
@@ -33,7 +43,32 @@ def resolve_settings(settings: cli.Settings, explicit: Set[str],
         settings, run, notes = restore.resume(settings, explicit, config)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
+    faults.check_writable(run.path if run else settings.save_dir, '--resume' if run else '--save_dir')
+    if notes:  # Forced changes: --force can change how training continues, not the arrays' shapes.
+        check_shapes(run, settings, config)
     return settings, run, notes
+
+
+def check_shapes(run: RunDir, settings: cli.Settings, config: ml_collections.ConfigDict) -> None:
+    """Refuses (UsageError) to resume `run` with a config whose arrays differ in shape from its last checkpoint's:
+    --force can change how training continues, not the network. Builds no data and no real arrays."""
+    if not os.path.isdir(run.checkpoint_dir):
+        return
+    checkpointer = Checkpointer(run.checkpoint_dir, create=False)
+    if checkpointer.latest_step() is None:
+        return
+    saved = checkpointer.array_shapes()
+    checkpointer.close()
+    example = example_batch(settings.env_name, config)
+    agent = jax.eval_shape(lambda: create_agent(settings.agent, settings.seeds, example, config))
+    leaves = jax.tree_util.tree_leaves_with_path({'agent': flax.serialization.to_state_dict(agent)})
+    wanted = {jax.tree_util.keystr(key): tuple(leaf.shape) for key, leaf in leaves}
+    differing = [key for key in wanted if saved.get(key) != wanted[key]]
+    if differing:
+        key = differing[0]
+        raise cli.UsageError(f'the config changes the shapes of {len(differing)} saved arrays of {run.path} (e.g. '
+                             f'{key}: {saved.get(key, "absent")} -> {wanted[key]}); --force cannot change shapes. '
+                             'Start a new run with this config instead.')
 
 
 def new_run_dir(settings: cli.Settings) -> RunDir:
@@ -101,6 +136,30 @@ def checkpoint_meta(settings: cli.Settings, config: ml_collections.ConfigDict) -
             'num_seeds': settings.num_seeds, 'seeds': settings.seeds, 'config': cli.config_to_dict(config)}
 
 
+def policy_check(settings: cli.Settings, example: Dict[str, np.ndarray], guided: bool) -> Callable[[Any, int], None]:
+    """A check run before each save: raises NonFiniteMetric when the policy's actions on a few training rows, at
+    each evaluated weight, are not finite. Finite parameters can still overflow in sampling (e.g. a negative lr)."""
+    obs, goals = (np.asarray(example[k][:PROBE_ROWS]) for k in ('observations', 'goals'))
+    weights = cli.guidance_weights(settings, guided)
+    stacked = settings.num_seeds > 1
+
+    def check(agent, step: int) -> None:
+        policy = stacked_cpu_policy(agent) if stacked else cpu_policy(agent)
+        for w in weights:
+            guidance = np.full(len(obs), 1.0 if w is None else w, np.float32)
+            if stacked:
+                tile = lambda x: np.broadcast_to(x, (settings.num_seeds, *x.shape))
+                keys = np.stack([policy_key(s, step) for s in settings.seeds])
+                actions = policy(tile(obs), tile(goals), keys, tile(guidance))
+            else:
+                actions = policy(obs, goals, policy_key(settings.seed, step), guidance)
+            if not np.isfinite(actions).all():
+                raise NonFiniteMetric(f'non-finite actions sampled at step {step}'
+                                      + ('' if w is None else f' (guidance {w:g})'))
+
+    return check
+
+
 def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
                    video_root: Optional[str]) -> Optional[Evaluator]:
     """The run's evaluator (None with --eval_episodes=0)."""
@@ -150,14 +209,21 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
 
 def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
     """--eval_only: evaluates a checkpoint into a new folder (never clobbering), `<run>/evals/<time>_step<N>/` when
-    the checkpoint belongs to a run directory, else under --save_dir (experiment.restore.eval_only)."""
+    the checkpoint belongs to a run directory, else (or with an explicit --save_dir, or when the run directory is
+    read-only) under --save_dir (experiment.restore.eval_only)."""
     settings, checkpointer, step, run_path, notes = restore.eval_only(settings, explicit, config)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
     if settings.eval_episodes == 0:
         raise cli.UsageError('--eval_only needs --eval_episodes > 0.')
-    parent = os.path.join(run_path, RunDir.EVALS) if run_path else os.path.join(
-        settings.save_dir, settings.env_name, settings.agent)
+    parent = os.path.join(settings.save_dir, settings.env_name, settings.agent)
+    if run_path and 'save_dir' not in explicit:
+        try:
+            faults.check_writable(os.path.join(run_path, RunDir.EVALS), '--restore_path')
+            parent = os.path.join(run_path, RunDir.EVALS)
+        except PermissionError as e:
+            print(f'{e} Writing this evaluation under --save_dir={settings.save_dir} instead.')
+    faults.check_writable(parent, '--save_dir')
     template = create_agent(settings.agent, settings.seeds, example_batch(settings.env_name, config), config)
     agent, _, _ = checkpointer.restore(template, step)
     out = RunDir.create(parent, f'{RunDir.default_name(settings.seed, settings.num_seeds)}_step{step}')

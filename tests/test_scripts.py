@@ -46,11 +46,11 @@ def test_local_launcher_appends_flags_and_selects_cells(tmp_path):
 
 
 def test_slurm_cell_runs_the_array_task_index(tmp_path):
-    env = dict(os.environ, SLURM_ARRAY_TASK_ID='3')
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID='3', SLURM_SAVE_DIR=str(tmp_path / 'runs'))
     out = subprocess.run(['bash', os.path.join(REPO, 'scripts/slurm_cell.sh'), _sweep(tmp_path), '--y=2'],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "cell3 ['--y=2']" in out.stdout
+    assert f"cell3 ['--y=2', '--save_dir={tmp_path}/runs/sweep/cell_3']" in out.stdout  # The cell's own folder.
 
 
 def test_value_profile_bins_values_by_distance_to_the_goal():
