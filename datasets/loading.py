@@ -71,7 +71,7 @@ def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None,
 def check_finite(arrays: Arrays, path: str) -> None:
     """Raises CorruptDatasetError naming `path` if a float array holds NaN or inf: training on it would fail
     later with a non-finite loss that says nothing about the data."""
-    from datasets.generate import CorruptDatasetError
+    from datasets.files import CorruptDatasetError
 
     for key, array in arrays.items():
         if np.issubdtype(array.dtype, np.floating):
