@@ -165,3 +165,53 @@ def directional_velocity(actor: NumpyActor, episodes: int, seed: int = 0,
     env.close()
     return dict(velocity=float(np.mean(per_step)), velocity_std=float(np.std(per_step)),
                 fell=fell / episodes, episodes=episodes)
+
+
+VALIDATION_MAZES = ('antmaze-medium-navigate-v0', 'antmaze-large-navigate-v0', 'antmaze-giant-navigate-v0')
+
+
+def validate_expert(path: str, velocity_episodes: int, maze_episodes: int, seed: int = 0) -> Dict:
+    """The expert's figures: Δxy·z per step on its own task, and the success of the maze oracle driving it on the
+    5 evaluation tasks of each maze in VALIDATION_MAZES (noise-free, as datasets.validate scores oracles)."""
+    from datasets.validate import evaluate_oracle
+
+    figures: Dict = {'velocity': directional_velocity(load_expert(path), velocity_episodes, seed)}
+    figures['oracle_success'] = {name: evaluate_oracle(name, maze_episodes, seed, expert_path=path)
+                                 for name in VALIDATION_MAZES} if maze_episodes > 0 else {}
+    return figures
+
+
+def main(argv=None) -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog='python -m datasets.expert',
+                                     description='Validate an ant expert: directional velocity and maze success.')
+    parser.add_argument('--expert_path', default=SHIPPED_ANT)
+    parser.add_argument('--velocity_episodes', type=int, default=50, help='1000-step episodes on its own task')
+    parser.add_argument('--maze_episodes', type=int, default=4, help='oracle episodes per evaluation task and maze')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--write', action='store_true', help="store the figures in the expert's JSON")
+    args = parser.parse_args(argv)
+    figures = validate_expert(args.expert_path, args.velocity_episodes, args.maze_episodes, args.seed)
+    v = figures['velocity']
+    print(f'Δxy·z per step over {v["episodes"]} episodes: {v["velocity"]:.4f} ± {v["velocity_std"]:.4f} '
+          f'(episodes that fell: {v["fell"]:.0%})')
+    for name, scores in figures['oracle_success'].items():
+        print(f'{name} oracle success ({args.maze_episodes} episodes per task): '
+              + ' '.join(f'{k}={s:.2f}' for k, s in scores.items()))
+    if args.write:
+        json_path = expert_json_path(args.expert_path)
+        with open(json_path) as f:
+            metadata = json.load(f)
+        figures['command'] = ('python -m datasets.expert ' + ' '.join(sys.argv[1:] if argv is None else argv)).strip()
+        metadata['validation'] = figures
+        with open(json_path + '.tmp', 'w') as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+            f.write('\n')
+        os.replace(json_path + '.tmp', json_path)
+        print(f'written to {json_path}')
+
+
+if __name__ == '__main__':
+    main()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -99,6 +100,22 @@ def git_commit() -> str:
         return 'unknown'
 
 
+@functools.lru_cache(maxsize=None)
+def compiled_steps():
+    """(update_and_act, act), jitted once per process so that every Trainer shares their compilations."""
+    import jax
+
+    def act(agent, observation, key, step):
+        return agent.sample_actions(observation[None], seed=jax.random.fold_in(key, step))[0]
+
+    def update_and_act(agent, batch, observation, key, step):
+        agent, info = agent.update(batch)
+        return agent, info, act(agent, observation, key, step)
+
+    # The agent is donated: its buffers are reused for the next one instead of copied every step.
+    return jax.jit(update_and_act, donate_argnums=0), jax.jit(act)
+
+
 class Trainer:
     """The SAC agent, its environment and replay buffer, and the loop that trains them (see the module doc)."""
 
@@ -116,19 +133,10 @@ class Trainer:
         self.buffer = ReplayBuffer(args.buffer_size, obs_dim, act_dim)
         self.sampler = np.random.default_rng([args.seed, 2 ** 31])  # Batch indices (a stream of its own).
         self.explore_key = jax.random.PRNGKey(args.seed + 1)
+        self._update_and_act, self._act = compiled_steps()
         self.step, self.episode, self.pending_action = 0, 0, None
         self.curve: List[Dict[str, float]] = []
         self.last_info: Dict[str, Any] = {}
-
-        def update_and_act(agent, batch, observation, key, step):
-            agent, info = agent.update(batch)
-            action = agent.sample_actions(observation[None], seed=jax.random.fold_in(key, step))[0]
-            return agent, info, action
-
-        # The agent is donated: its buffers are reused for the next one instead of copied every step.
-        self._update_and_act = jax.jit(update_and_act, donate_argnums=0)
-        self._act = jax.jit(lambda agent, observation, key, step: agent.sample_actions(
-            observation[None], seed=jax.random.fold_in(key, step))[0])
         self.mid_episode = False
 
     # ---------------------------------------------------------------------------------------------- checkpoints

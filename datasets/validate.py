@@ -25,12 +25,14 @@ import numpy as np
 
 from datasets.generate import (check_npz_file, dataset_paths, episode_rngs, legacy_global_seed,
                                resolve_dataset_dir, run_manipulation_episode, run_maze_episode)
-from datasets.recipes import (POINT_MAX_STEP, MazeOracle, MazeRecipe, Recipe, free_cells, get_recipe, make_env,
-                              make_manipulation_oracles)
+from datasets.recipes import (POINT_MAX_STEP, MazeRecipe, Recipe, free_cells, get_recipe, make_env,
+                              make_manipulation_oracles, make_maze_oracle, sized)
 
 NUM_EVAL_TASKS = 5  # OGBench evaluates every environment on task_id 1..5.
 DEFAULT_EVAL_EPISODES = 5  # Oracle episodes per evaluation task in the CLI.
 POINT_STEP_TOLERANCE = 0.05  # Extra x-y displacement allowed per step (contact resolution against walls).
+# The ant's torso moves under 0.1 per 0.05 s control step when walking fast; anything near this bound is a jump.
+ANT_MAX_XY_STEP = 0.5
 TELEPORT_TOLERANCE = 1e-4  # A teleported point sits exactly on an outbound teleport.
 OBS_STATE_TOLERANCE = 1e-5  # float32 rounding between an observation and the float32 qpos it was computed from.
 MAX_ARM_JOINT_STEP = 0.5  # rad per 0.05 s control step: far above what the IK controller produces (≈0.2).
@@ -128,21 +130,24 @@ def _near_any(xy: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _check_maze_states(arrays: Dict[str, np.ndarray], env) -> List[str]:
-    """The observation is the x-y the point was at; it moves ≤ 0.2·√2 per step (teleports excepted)."""
+    """The observation starts with the state (qpos) it was taken in, x-y first; x-y moves a bounded amount per
+    step (teleports excepted): ≤ 0.2·√2 for the point, `ANT_MAX_XY_STEP` for the ant."""
     problems = []
     obs, qpos, terminals = arrays['observations'], arrays['qpos'], arrays['terminals'].astype(bool)
     outs = _teleport_out_xys(env)
-    # A teleport moves the point after the observation was taken, so that one row's qpos is the outbound pad.
-    mismatch = np.abs(obs - qpos).max(axis=1) > OBS_STATE_TOLERANCE
-    mismatch &= ~_near_any(qpos, outs, TELEPORT_TOLERANCE)
+    max_step = POINT_MAX_STEP if qpos.shape[1] == 2 else ANT_MAX_XY_STEP
+    # A teleport moves the agent after the observation was taken, so that one row's qpos is the outbound pad.
+    mismatch = np.abs(obs[:, :qpos.shape[1]] - qpos).max(axis=1) > OBS_STATE_TOLERANCE
+    mismatch &= ~_near_any(qpos[:, :2], outs, TELEPORT_TOLERANCE)
+    obs = obs[:, :2]
     if mismatch.any():
         problems.append(f'{mismatch.sum()} observations differ from the recorded qpos (first at row '
                         f'{np.flatnonzero(mismatch)[0]}): rows are misaligned')
     step = np.linalg.norm(np.diff(obs, axis=0), axis=1)
-    jump = (step > POINT_MAX_STEP + POINT_STEP_TOLERANCE) & _within_episode(terminals)
-    jump &= ~_near_any(obs[1:], outs, POINT_MAX_STEP + POINT_STEP_TOLERANCE)  # Landing next to an outbound pad.
+    jump = (step > max_step + POINT_STEP_TOLERANCE) & _within_episode(terminals)
+    jump &= ~_near_any(obs[1:], outs, max_step + POINT_STEP_TOLERANCE)  # Landing next to an outbound pad.
     if jump.any():
-        problems.append(f'{jump.sum()} in-episode x-y steps exceed {POINT_MAX_STEP:.3f} (max {step[jump].max():.3f},'
+        problems.append(f'{jump.sum()} in-episode x-y steps exceed {max_step:.3f} (max {step[jump].max():.3f},'
                         f' first at row {np.flatnonzero(jump)[0]})')
     return problems
 
@@ -175,7 +180,7 @@ def summarize(arrays: Dict[str, np.ndarray], recipe: Recipe, env=None) -> Dict[s
     if recipe.family == 'maze' and env is not None:
         maze = env.unwrapped
         cells = set(free_cells(maze.maze_map))
-        visited = {maze.xy_to_ij(xy) for xy in np.unique(np.round(arrays['observations'], 1), axis=0)}
+        visited = {maze.xy_to_ij(xy) for xy in np.unique(np.round(arrays['observations'][:, :2], 1), axis=0)}
         row['cells_visited'] = round(len(visited & cells) / len(cells), 3)
     return row
 
@@ -374,14 +379,15 @@ class PuzzleTaskScheduler(_TaskScheduler):
                 'privileged/target_button_top_pos': env._data.site_xpos[env._button_site_ids[button]].copy()}
 
 
-def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: float = 0.0
-                    ) -> Dict[str, float]:
+def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: float = 0.0,
+                    expert_path: str | None = None) -> Dict[str, float]:
     """Success rate of the dataset's oracle on each evaluation task, {'task1': ..., ..., 'overall': ...}.
 
-    noise applies to mazes only (std of the Gaussian added to the unit-vector action). Raises NotImplementedError
-    for scene, whose evaluation tasks need a scheduler for locks, drawer and window that is not written.
+    noise applies to mazes only (std of the Gaussian added to the oracle's action). Ant mazes drive the shipped
+    expert, or the one at expert_path. Raises NotImplementedError for scene, whose evaluation tasks need a
+    scheduler for locks, drawer and window that is not written.
     """
-    recipe = get_recipe(name)
+    recipe = sized(get_recipe(name), expert_path=expert_path)
     if recipe.family == 'manipulation' and recipe.env_family == 'scene':
         raise NotImplementedError('scene: no scheduler drives the oracles through the evaluation tasks (locks, '
                                   'drawer, window and cube in sequence); oracle evaluation is skipped')
@@ -403,7 +409,7 @@ def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: flo
 
 def _oracle_episode(recipe: Recipe, env, ob, info, rng: np.random.Generator, noise: float) -> float:
     if isinstance(recipe, MazeRecipe):
-        return run_maze_episode(env, MazeOracle(env), ob, rng, noise)
+        return run_maze_episode(env, make_maze_oracle(env, recipe), ob, rng, noise)
     scheduler = (CubeTaskScheduler if recipe.env_family == 'cube' else PuzzleTaskScheduler)(env)
     return run_manipulation_episode(env, make_manipulation_oracles(env, recipe), ob, info, rng,
                                     next_target=scheduler.next_target, augment_info=scheduler.augment)
@@ -428,16 +434,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help='oracle episodes per evaluation task (0: skip the oracle check)')
     parser.add_argument('--eval_noise', type=float, default=0.0, help='maze oracle action noise during evaluation')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--expert_path', default=None, help='ant mazes: the expert the oracle check drives '
+                                                            '(default: the shipped one)')
+    parser.add_argument('--oracle_only', action='store_true', help='skip the file checks (no dataset needed)')
     args = parser.parse_args(argv)
 
-    summaries, problems = validate(args.name, args.dataset_dir)
-    print(_table(summaries))
-    print('\n'.join(['', 'Problems:'] + [f'  - {p}' for p in problems]) if problems else '\nAll checks passed.')
+    problems = []
+    if not args.oracle_only:
+        summaries, problems = validate(args.name, args.dataset_dir)
+        print(_table(summaries))
+        print('\n'.join(['', 'Problems:'] + [f'  - {p}' for p in problems]) if problems else '\nAll checks passed.')
     if args.eval_oracle_episodes > 0:
         try:
-            scores = evaluate_oracle(args.name, args.eval_oracle_episodes, args.seed, args.eval_noise)
+            scores = evaluate_oracle(args.name, args.eval_oracle_episodes, args.seed, args.eval_noise,
+                                     args.expert_path)
             recipe = get_recipe(args.name)
-            what = (f'BFS oracle, action noise {args.eval_noise}' if recipe.family == 'maze' else
+            what = (f'BFS oracle{" driving the ant expert" if recipe.expert_path else ""}, action noise '
+                    f'{args.eval_noise}' if recipe.family == 'maze' else
                     'plan oracle with its plan noise' if recipe.dataset_type == 'play' else
                     'Markov oracle without action noise or random actions')
             print(f'\nOracle success ({args.eval_oracle_episodes} episodes per task, {what}):')
