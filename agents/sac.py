@@ -26,7 +26,7 @@ def actor_module(config: ml_collections.ConfigDict, action_dim: int) -> TanhGaus
 def squashed_sample(mean: jnp.ndarray, log_std: jnp.ndarray, rng: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """An action tanh(u), u ~ N(mean, exp(log_std)²), and its log-density (with the tanh change of variables).
 
-    log(1 − tanh(u)²) is written as 2·(log 2 − u − softplus(−2u)), which stays finite where tanh(u) rounds to ±1.
+    log(1 − tanh(u)²) is written as 2·(log 2 − u − softplus(−2u)): finite even where tanh(u) rounds to ±1.
     """
     noise = jax.random.normal(rng, mean.shape)
     u = mean + jnp.exp(log_std) * noise
