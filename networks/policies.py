@@ -124,5 +124,6 @@ class LogScalar(nn.Module):
 
     @nn.compact
     def __call__(self) -> jnp.ndarray:
-        log_value = self.param('log_value', lambda _: jnp.full((), jnp.log(self.init_value)))
+        # An explicit dtype: a weakly typed parameter would change type after the first update (a recompilation).
+        log_value = self.param('log_value', lambda _: jnp.full((), jnp.log(self.init_value), jnp.float32))
         return jnp.exp(log_value)

@@ -64,7 +64,7 @@ def test_sac_update_moves_critic_actor_and_temperature():
     # The policy starts with std ≈ 1, far above the target entropy −|A|/2: α must fall at every step.
     alphas = np.array([row['alpha'] for row in infos])
     assert infos[0]['entropy'] > agent.target_entropy
-    assert np.all(np.diff(alphas) < 0) and alphas[-1] < 0.99
+    assert np.all(np.diff(alphas) < 0) and alphas[-1] < 0.995  # Adam: log α falls ≈ lr per step.
     assert infos[-1]['critic_loss'] < 0.8 * first_critic_loss  # Fitting a fixed batch.
     for name in ('modules_actor', 'modules_critic'):
         moved = [float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(old[name]),
@@ -85,7 +85,7 @@ def test_replay_buffer_wraps_oldest_first():
 
 def make_trainer(out, train_steps):
     args = TrainArgs(out=str(out), seed=3, train_steps=train_steps, seed_steps=100, buffer_size=150,
-                     save_interval=100, log_interval=100, eval_episodes=0, episode_length=100, progress=False)
+                     save_interval=200, log_interval=100, eval_episodes=0, episode_length=100, progress=False)
     return Trainer(args, small_config())
 
 
