@@ -135,6 +135,7 @@ class Trainer:
         self.explore_key = jax.random.PRNGKey(args.seed + 1)
         self._update_and_act, self._act = compiled_steps()
         self.step, self.episode, self.pending_action = 0, 0, None
+        self.commits = [git_commit()]  # The code of each (re)start of the run, read once: HEAD may move meanwhile.
         self.curve: List[Dict[str, float]] = []
         self.last_info: Dict[str, Any] = {}
         self.mid_episode = False
@@ -150,7 +151,8 @@ class Trainer:
         arrays = {f'agent/{i}': np.asarray(x) for i, x in enumerate(jax.tree.leaves(self.agent))}
         arrays.update(self.buffer.state())
         meta = dict(step=self.step, episode=self.episode, sampler=self.sampler.bit_generator.state,
-                    curve=self.curve, args=dataclasses.asdict(self.args), mid_episode=self.mid_episode)
+                    curve=self.curve, args=dataclasses.asdict(self.args), mid_episode=self.mid_episode,
+                    commits=self.commits)
         arrays['meta'] = np.asarray(json.dumps(meta))
         if self.pending_action is not None:
             arrays['pending_action'] = np.asarray(self.pending_action)
@@ -180,6 +182,7 @@ class Trainer:
         self.buffer.load(arrays)
         self.sampler.bit_generator.state = meta['sampler']
         self.step, self.episode, self.curve = meta['step'], meta['episode'], meta['curve']
+        self.commits = meta.get('commits', []) + self.commits
         self.pending_action = arrays.get('pending_action')
         if meta['mid_episode']:
             # The run stopped inside an episode: that episode is abandoned and the next one starts afresh.
@@ -189,7 +192,7 @@ class Trainer:
     def export_expert(self, path: str, validation: Dict | None = None) -> None:
         actor = self.agent.network.params['modules_actor']
         metadata = dict(expert='ant', hidden_dims=list(self.config.actor_hidden_dims), train_steps=self.step,
-                        seed=self.args.seed, commit=git_commit(),
+                        seed=self.args.seed, commit=self.commits[0], resumed_at_commits=self.commits[1:],
                         command=f'python -m datasets.train_expert --expert=ant --train_steps={self.args.train_steps} '
                                 f'--seed={self.args.seed}',
                         validation=validation or {})
