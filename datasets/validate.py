@@ -1,6 +1,7 @@
 """Checks a dataset file pair against what ogbench's loader and the recipe promise, and scores the oracle behind it.
 
     python -m datasets.validate <name> [--dataset_dir=DIR] [--eval_oracle_episodes=N] [--eval_noise=X]
+        [--expert_path=PATH] [--oracle_only]
 
 Checks: the files are complete zips (every CRC); ogbench's own loader reads the plain, -oraclerep and -singletask
 variants; keys, dtypes and shapes match the environment; terminals mark episode ends only and every episode has the
@@ -9,7 +10,8 @@ continuously inside an episode. A summary table follows (episodes, length, actio
 
 The oracle check runs the very policies that generated the data (`datasets.generate.run_*_episode`) on OGBench's 5
 evaluation tasks, the way agents are scored: reset(options=dict(task_id=k, render_goal=False)), score = the final
-info['success']. Mazes: the BFS oracle, noise-free by default (--eval_noise=0.5 reproduces the dataset's noise).
+info['success']. Mazes: the BFS oracle, noise-free by default (--eval_noise=0.5 reproduces the dataset's noise);
+in ant mazes it drives the ant expert.
 Manipulation: the dataset's oracle without the per-step action noise and random actions of noisy datasets; the
 env reports the oracles' privileged target only in data-collection mode, so a small scheduler supplies it — for cube
 tasks (one cube at a time, bottom-up, parking a blocking cube if needed) and puzzle tasks (the lights-out press set,
