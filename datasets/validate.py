@@ -10,8 +10,8 @@ continuously inside an episode. A summary table follows (episodes, length, actio
 
 The oracle check runs the very policies that generated the data (`datasets.generate.run_*_episode`) on OGBench's 5
 evaluation tasks, the way agents are scored: reset(options=dict(task_id=k, render_goal=False)), score = the final
-info['success']. Mazes: the BFS oracle, noise-free by default (--eval_noise reproduces a dataset's noise: 0.5 point, 0.2 ant);
-in ant mazes it drives the ant expert.
+info['success']. Mazes: the BFS oracle, noise-free by default (--eval_noise reproduces a dataset's noise: 0.5 for
+the point, 0.2 for the ant); in ant mazes it drives the ant expert.
 Manipulation: the dataset's oracle without the per-step action noise and random actions of noisy datasets; the
 env reports the oracles' privileged target only in data-collection mode, so a small scheduler supplies it — for cube
 tasks (one cube at a time, bottom-up, parking a blocking cube if needed) and puzzle tasks (the lights-out press set,
