@@ -1,12 +1,13 @@
 """Offline regeneration of OGBench datasets with OGBench's own environments and scripted oracles.
 
     python -m datasets.generate --dataset=pointmaze-medium-navigate-v0 [--num_episodes=N] [--episode_length=L]
-        [--dataset_dir=DIR] [--seed=S] [--workers=P] [--overwrite]
+        [--dataset_dir=DIR] [--seed=S] [--workers=P] [--overwrite] [--expert_path=PATH]
 
 writes `<name>.npz` and `<name>-val.npz` (the next num_episodes // 10 episodes) in the layout `ogbench.load_dataset`
 reads, so the plain, `-oraclerep` and `-singletask` variants all load natively. The recipes are in
 `datasets.recipes`; the data matches the published datasets in distribution, not byte for byte (the originals were
-unseeded).
+unseeded). Ant mazes are walked by an ant expert trained here (datasets.train_expert; the shipped one by default),
+not by OGBench's, so their data follows OGBench's recipe with a different walker.
 
 Guarantees, and how they are kept:
 - Reproducible: episode i draws everything from SeedSequence(seed, spawn_key=(i,)), so the same seed gives the same
@@ -35,6 +36,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from datasets import expert
 from datasets.files import (  # noqa: F401  (re-exported: this module's API before the split)
     DEFAULT_DATASET_DIR,
     CorruptDatasetError,
@@ -48,6 +50,7 @@ from datasets.files import (  # noqa: F401  (re-exported: this module's API befo
 from datasets.recipes import (
     REGENERABLE,
     STITCH_GOAL_BFS_STEPS,
+    ExpertMazeOracle,
     MazeOracle,
     Recipe,
     UnknownDatasetError,
@@ -57,6 +60,7 @@ from datasets.recipes import (
     get_recipe,
     make_collection_env,
     make_manipulation_oracles,
+    make_maze_oracle,
     noisy_action_std,
     num_val_episodes,
     scene_episode_healthy,
@@ -114,8 +118,9 @@ def step_and_record(env, ob: np.ndarray, action: np.ndarray,
     return next_ob, done, float(info['success']), info
 
 
-def run_maze_episode(env, oracle: MazeOracle, ob: np.ndarray, rng: np.random.Generator, noise: float,
-                     regoal: Callable[[], None] | None = None, buffer: EpisodeBuffer | None = None) -> float:
+def run_maze_episode(env, oracle: MazeOracle | ExpertMazeOracle, ob: np.ndarray, rng: np.random.Generator,
+                     noise: float, regoal: Callable[[], None] | None = None,
+                     buffer: EpisodeBuffer | None = None) -> float:
     """Steps the maze oracle (plus N(0, noise²), clipped) from a reset env until the episode ends.
 
     regoal is called whenever the goal is reached (navigate datasets move the goal); returns the final
@@ -132,6 +137,20 @@ def run_maze_episode(env, oracle: MazeOracle, ob: np.ndarray, rng: np.random.Gen
             regoal()
         ob = next_ob
     return success
+
+
+def run_explore_episode(env, oracle: ExpertMazeOracle, ob: np.ndarray, rng: np.random.Generator, noise: float,
+                        direction_interval: int, buffer: EpisodeBuffer | None = None) -> None:
+    """explore datasets: the expert walks a fresh random direction every `direction_interval` steps, whatever
+    the maze, with N(0, noise²) added to its action (clipped)."""
+    done, step, direction = False, 0, None
+    while not done:
+        if step % direction_interval == 0:
+            direction = rng.normal(size=2)
+            direction = direction / (np.linalg.norm(direction) + 1e-6)
+        action = oracle.walk(direction) + rng.normal(0.0, noise, size=env.action_space.shape)
+        ob, done, _, _ = step_and_record(env, ob, action, buffer)
+        step += 1
 
 
 def run_manipulation_episode(env, oracles: Dict[str, object], ob: np.ndarray, info: dict, rng: np.random.Generator,
@@ -180,7 +199,7 @@ class Collector:
         self.env = make_collection_env(recipe)
         if recipe.family == 'maze':
             maze_map = self.env.unwrapped.maze_map
-            self.oracle = MazeOracle(self.env)
+            self.oracle = make_maze_oracle(self.env, recipe)
             self.cells, self.vertices = free_cells(maze_map), vertex_cells(maze_map)
         else:
             self.env.reset(seed=0)  # Builds the MuJoCo model, which the oracles and attribute lookups need.
@@ -197,7 +216,7 @@ class Collector:
     def _maze_episode(self, rngs: EpisodeRngs) -> Dict[str, np.ndarray]:
         recipe, maze, rng = self.recipe, self.env.unwrapped, rngs.policy
         init = self.cells[rng.integers(len(self.cells))]
-        if recipe.dataset_type == 'navigate':
+        if recipe.dataset_type in ('navigate', 'explore'):  # explore ignores its goal; the env needs one.
             goal = self.vertices[rng.integers(len(self.vertices))]
         else:
             ring = cells_at_bfs_distance(maze.maze_map, init, STITCH_GOAL_BFS_STEPS)
@@ -210,8 +229,11 @@ class Collector:
         maze.action_space.seed(rngs.env_seed)  # ogbench's reset takes a few random-action steps.
         ob, _ = self.env.reset(seed=rngs.env_seed, options=dict(task_info=dict(init_ij=init, goal_ij=goal)))
         buffer = EpisodeBuffer(with_buttons=False)
-        run_maze_episode(self.env, self.oracle, ob, rng, recipe.action_noise,
-                         regoal=regoal if recipe.dataset_type == 'navigate' else None, buffer=buffer)
+        if recipe.direction_interval is not None:
+            run_explore_episode(self.env, self.oracle, ob, rng, recipe.action_noise, recipe.direction_interval, buffer)
+        else:
+            run_maze_episode(self.env, self.oracle, ob, rng, recipe.action_noise,
+                             regoal=regoal if recipe.dataset_type == 'navigate' else None, buffer=buffer)
         return buffer.arrays()
 
     def _manipulation_episode(self, rngs: EpisodeRngs) -> Dict[str, np.ndarray]:
@@ -398,14 +420,17 @@ def _alive(pid: int) -> bool:
 
 def generate(name: str, num_episodes: int | None = None, episode_length: int | None = None,
              dataset_dir: str | None = None, seed: int = 0, workers: int | None = None, overwrite: bool = False,
-             progress: bool = True) -> Tuple[str, str]:
+             progress: bool = True, expert_path: str | None = None) -> Tuple[str, str]:
     """Regenerate a dataset (train + val files) with the published recipe; returns (train path, val path).
 
     num_episodes / episode_length default to the published sizes; the val file holds the next
-    max(1, num_episodes // 10) episodes. workers defaults to every core. Refuses, before any work, to overwrite
-    an existing file unless overwrite=True.
+    max(1, num_episodes // 10) episodes. workers defaults to every core. Ant mazes use the expert shipped in
+    datasets/experts unless expert_path names another (datasets.train_expert's expert.npz). Refuses, before any
+    work, to overwrite an existing file unless overwrite=True.
     """
-    recipe = sized(get_recipe(name), num_episodes, episode_length)
+    recipe = sized(get_recipe(name), num_episodes, episode_length, expert_path)
+    if getattr(recipe, 'expert_path', None) is not None:
+        expert.load_expert(recipe.expert_path)  # A missing or wrong expert fails here, before any worker starts.
     dataset_dir = resolve_dataset_dir(dataset_dir)
     os.makedirs(dataset_dir, exist_ok=True)
     train_path, val_path = dataset_paths(recipe.name, dataset_dir)
@@ -456,11 +481,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed; the same seed gives the same bytes')
     parser.add_argument('--workers', type=int, default=None, help='worker processes (default: all cores)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing dataset files')
+    parser.add_argument('--expert_path', default=None,
+                        help=f'ant mazes: the walking expert (default: the shipped {expert.SHIPPED_ANT})')
     args = parser.parse_args(argv)
     try:
         train, val = generate(args.dataset, args.num_episodes, args.episode_length, args.dataset_dir, args.seed,
-                              args.workers, args.overwrite)
-    except (UnknownDatasetError, FileExistsError, ValueError) as e:
+                              args.workers, args.overwrite, expert_path=args.expert_path)
+    except (UnknownDatasetError, FileExistsError, FileNotFoundError, ValueError) as e:
         parser.exit(2, f'error: {e}\n')
     for path in (train, val):
         print(f'{path}: {_format_size(os.path.getsize(path))}')

@@ -11,6 +11,7 @@ Nothing here touches the global `np.random` state itself; ogbench's environments
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import deque
 from typing import Any, Dict, Tuple
@@ -21,6 +22,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
 
+from datasets import expert
 from datasets.files import UnknownDatasetError, base_dataset_name  # noqa: F401  (part of this API)
 
 Cell = Tuple[int, int]
@@ -28,7 +30,7 @@ Cell = Tuple[int, int]
 # --------------------------------------------------------------------------------------------------------------------
 # Maze recipes (docs/datasets.md).
 # --------------------------------------------------------------------------------------------------------------------
-MAZE_ACTION_NOISE = 0.5  # Std of the Gaussian added to the oracle's unit-vector action.
+MAZE_ACTION_NOISE = 0.5  # Std of the Gaussian added to the point oracle's unit-vector action.
 STITCH_GOAL_BFS_STEPS = 4  # stitch: the goal is a cell exactly this many BFS steps from the start cell.
 POINT_MAX_STEP = 0.2 * np.sqrt(2.0)  # PointEnv adds 0.2·action to x-y; |action| ≤ 1 per axis after clipping.
 
@@ -42,6 +44,17 @@ MAZE_SIZES: Dict[Tuple[str, str], Tuple[int, int]] = {
     ('large', 'stitch'): (5000, 201),
     ('giant', 'stitch'): (5000, 201),
     ('teleport', 'stitch'): (5000, 201),
+}
+
+# Ant mazes: the ant expert (datasets.expert) walks toward the next BFS waypoint; noise is added to its action.
+ANT_ACTION_NOISE = 0.2  # navigate and stitch.
+ANT_EXPLORE_ACTION_NOISE = 1.0  # explore: heavy noise...
+EXPLORE_DIRECTION_INTERVAL = 10  # ...and a fresh uniformly random direction every this many steps, ignoring the maze.
+ANT_MAZE_SIZES: Dict[Tuple[str, str], Tuple[int, int]] = {
+    **MAZE_SIZES,
+    ('medium', 'explore'): (10000, 501),
+    ('large', 'explore'): (10000, 501),
+    ('teleport', 'explore'): (10000, 501),
 }
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -98,19 +111,25 @@ QPOS_CUBE_SIZE = 7  # A cube's free joint: xyz + quaternion.
 # Names.
 # --------------------------------------------------------------------------------------------------------------------
 # Datasets whose recipe needs a trained expert policy that only the authors' server has.
-EXPERT_ONLY_PREFIXES = ('antmaze-', 'humanoidmaze-', 'antsoccer-', 'visual-')
+EXPERT_ONLY_PREFIXES = ('humanoidmaze-', 'antsoccer-', 'visual-')
 
 
 @dataclasses.dataclass(frozen=True)
 class MazeRecipe:
-    """How one maze dataset is collected: an oracle that walks the BFS path to a goal cell, with Gaussian noise."""
+    """How one maze dataset is collected: an oracle that walks the BFS path to a goal cell, with Gaussian noise.
+
+    Point mazes move along the unit direction to the next waypoint; ant mazes feed that direction to the ant expert
+    stored at `expert_path`, whose action is then noised.
+    """
 
     name: str
     env_id: str
-    dataset_type: str  # 'navigate' (re-goal on success) or 'stitch' (one short goal, 4 cells away)
+    dataset_type: str  # 'navigate' (re-goal on success), 'stitch' (one short goal, 4 cells away) or 'explore'
     num_episodes: int
     episode_length: int
     action_noise: float = MAZE_ACTION_NOISE
+    expert_path: str | None = None  # The walking expert of ant mazes (None: the point moves along the direction).
+    direction_interval: int | None = None  # explore: steps between random directions (None: follow the maze).
 
     family = 'maze'
 
@@ -142,6 +161,12 @@ def _build_recipes() -> Dict[str, Recipe]:
     for (maze, dataset_type), (episodes, length) in MAZE_SIZES.items():
         name = f'pointmaze-{maze}-{dataset_type}-v0'
         recipes[name] = MazeRecipe(name, f'pointmaze-{maze}-v0', dataset_type, episodes, length)
+    for (maze, dataset_type), (episodes, length) in ANT_MAZE_SIZES.items():
+        name = f'antmaze-{maze}-{dataset_type}-v0'
+        explore = dataset_type == 'explore'
+        recipes[name] = MazeRecipe(name, f'antmaze-{maze}-v0', dataset_type, episodes, length,
+                                   ANT_EXPLORE_ACTION_NOISE if explore else ANT_ACTION_NOISE, expert.SHIPPED_ANT,
+                                   EXPLORE_DIRECTION_INTERVAL if explore else None)
     for env, episodes in MANIP_EPISODES.items():
         for dataset_type in ('play', 'noisy'):
             name = f'{env}-{dataset_type}-v0'
@@ -171,9 +196,15 @@ def get_recipe(name: str) -> Recipe:
         f'variants of each use the same files): {", ".join(REGENERABLE)}.')
 
 
-def sized(recipe: Recipe, num_episodes: int | None = None, episode_length: int | None = None) -> Recipe:
-    """The recipe with its size overridden (tests and quick runs use tiny sizes); None keeps the published one."""
+def sized(recipe: Recipe, num_episodes: int | None = None, episode_length: int | None = None,
+          expert_path: str | None = None) -> Recipe:
+    """The recipe with its size (tests and quick runs use tiny sizes) or its expert overridden; None keeps the
+    published size and the shipped expert."""
     changes: Dict[str, Any] = {}
+    if expert_path is not None:
+        if getattr(recipe, 'expert_path', None) is None:
+            raise ValueError(f'{recipe.name} is collected without an expert policy; --expert_path does not apply')
+        changes['expert_path'] = os.path.abspath(expert_path)
     if num_episodes is not None:
         if num_episodes < 1:
             raise ValueError(f'num_episodes must be ≥ 1, got {num_episodes}')
@@ -263,6 +294,38 @@ class MazeOracle:
             self._subgoals[key], _ = self._maze.get_oracle_subgoal(xy, goal_xy)
         direction = self._subgoals[key] - xy
         return direction / (np.linalg.norm(direction) + 1e-6)
+
+
+class ExpertMazeOracle:
+    """OGBench's ant-maze oracle: the walking expert, fed the ant's state without x-y and a unit direction.
+
+    `action(goal_xy)` heads for the next BFS waypoint (MazeOracle's direction); `walk(direction)` follows any
+    direction (explore datasets).
+    """
+
+    def __init__(self, env, actor: expert.NumpyActor):
+        self._maze = env.unwrapped
+        self._directions = MazeOracle(env)
+        self._actor = actor
+
+    def walk(self, direction: np.ndarray) -> np.ndarray:
+        state = self._maze.get_ob(ob_type='states')
+        return self._actor(np.concatenate([state[2:], direction])).astype(np.float64)
+
+    def action(self, goal_xy: np.ndarray) -> np.ndarray:
+        return self.walk(self._directions.action(goal_xy))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_expert(path: str) -> expert.NumpyActor:
+    return expert.load_expert(path)
+
+
+def make_maze_oracle(env, recipe: MazeRecipe) -> MazeOracle | ExpertMazeOracle:
+    """The oracle a maze recipe drives: the point's direction, or the ant expert following it."""
+    if recipe.expert_path is None:
+        return MazeOracle(env)
+    return ExpertMazeOracle(env, _cached_expert(recipe.expert_path))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Checks a dataset file pair against what ogbench's loader and the recipe promise.
 
     python -m datasets.validate <name> [--dataset_dir=DIR] [--eval_oracle_episodes=N] [--eval_noise=X]
+        [--expert_path=PATH] [--oracle_only]
 
 Checks: complete zips (every CRC); ogbench's loader reads the plain, -oraclerep and -singletask variants; keys,
 dtypes and shapes match the environment; terminals mark episode ends only; actions are finite and in [-1, 1]; each
 observation agrees with the recorded state and moves continuously inside an episode. A summary table follows. The
-oracle score (--eval_oracle_episodes) is computed by scripts/oracle_eval.py.
+oracle score (--eval_oracle_episodes) is computed by scripts/oracle_eval.py; in ant mazes the BFS oracle drives the
+ant expert (--eval_noise reproduces a dataset's noise: 0.5 for the point, 0.2 for the ant).
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from datasets.files import check_npz_file, dataset_paths, resolve_dataset_dir
-from datasets.recipes import POINT_MAX_STEP, Recipe, free_cells, get_recipe, make_env
+from datasets.recipes import POINT_MAX_STEP, Recipe, free_cells, get_recipe, make_env, sized
 
 DEFAULT_EVAL_EPISODES = 5  # Oracle episodes per evaluation task in the CLI.
 POINT_STEP_TOLERANCE = 0.05  # Extra x-y displacement allowed per step (contact resolution against walls).
+# The ant's torso moves under 0.1 per 0.05 s control step when walking fast; anything near this bound is a jump.
+ANT_MAX_XY_STEP = 0.5
 TELEPORT_TOLERANCE = 1e-4  # A teleported point sits exactly on an outbound teleport.
 OBS_STATE_TOLERANCE = 1e-5  # float32 rounding between an observation and the float32 qpos it was computed from.
 MAX_ARM_JOINT_STEP = 0.5  # rad per 0.05 s control step: far above what the IK controller produces (≈0.2).
@@ -112,21 +116,24 @@ def _near_any(xy: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _check_maze_states(arrays: Dict[str, np.ndarray], env) -> List[str]:
-    """The observation is the x-y the point was at; it moves ≤ 0.2·√2 per step (teleports excepted)."""
+    """The observation starts with the state (qpos) it was taken in, x-y first; x-y moves a bounded amount per
+    step (teleports excepted): ≤ 0.2·√2 for the point, `ANT_MAX_XY_STEP` for the ant."""
     problems = []
     obs, qpos, terminals = arrays['observations'], arrays['qpos'], arrays['terminals'].astype(bool)
     outs = _teleport_out_xys(env)
-    # A teleport moves the point after the observation was taken, so that one row's qpos is the outbound pad.
-    mismatch = np.abs(obs - qpos).max(axis=1) > OBS_STATE_TOLERANCE
-    mismatch &= ~_near_any(qpos, outs, TELEPORT_TOLERANCE)
+    max_step = POINT_MAX_STEP if qpos.shape[1] == 2 else ANT_MAX_XY_STEP
+    # A teleport moves the agent after the observation was taken, so that one row's qpos is the outbound pad.
+    mismatch = np.abs(obs[:, :qpos.shape[1]] - qpos).max(axis=1) > OBS_STATE_TOLERANCE
+    mismatch &= ~_near_any(qpos[:, :2], outs, TELEPORT_TOLERANCE)
+    obs = obs[:, :2]
     if mismatch.any():
         problems.append(f'{mismatch.sum()} observations differ from the recorded qpos (first at row '
                         f'{np.flatnonzero(mismatch)[0]}): rows are misaligned')
     step = np.linalg.norm(np.diff(obs, axis=0), axis=1)
-    jump = (step > POINT_MAX_STEP + POINT_STEP_TOLERANCE) & _within_episode(terminals)
-    jump &= ~_near_any(obs[1:], outs, POINT_MAX_STEP + POINT_STEP_TOLERANCE)  # Landing next to an outbound pad.
+    jump = (step > max_step + POINT_STEP_TOLERANCE) & _within_episode(terminals)
+    jump &= ~_near_any(obs[1:], outs, max_step + POINT_STEP_TOLERANCE)  # Landing next to an outbound pad.
     if jump.any():
-        problems.append(f'{jump.sum()} in-episode x-y steps exceed {POINT_MAX_STEP:.3f} (max {step[jump].max():.3f},'
+        problems.append(f'{jump.sum()} in-episode x-y steps exceed {max_step:.3f} (max {step[jump].max():.3f},'
                         f' first at row {np.flatnonzero(jump)[0]})')
     return problems
 
@@ -159,7 +166,7 @@ def summarize(arrays: Dict[str, np.ndarray], recipe: Recipe, env=None) -> Dict[s
     if recipe.family == 'maze' and env is not None:
         maze = env.unwrapped
         cells = set(free_cells(maze.maze_map))
-        visited = {maze.xy_to_ij(xy) for xy in np.unique(np.round(arrays['observations'], 1), axis=0)}
+        visited = {maze.xy_to_ij(xy) for xy in np.unique(np.round(arrays['observations'][:, :2], 1), axis=0)}
         row['cells_visited'] = round(len(visited & cells) / len(cells), 3)
     return row
 
@@ -230,18 +237,25 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help='oracle episodes per evaluation task (0: skip the oracle check)')
     parser.add_argument('--eval_noise', type=float, default=0.0, help='maze oracle action noise during evaluation')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--expert_path', default=None, help='ant mazes: the expert the oracle check drives '
+                                                            '(default: the shipped one)')
+    parser.add_argument('--oracle_only', action='store_true', help='skip the file checks (no dataset needed)')
     args = parser.parse_args(argv)
 
-    summaries, problems = validate(args.name, args.dataset_dir)
-    print(_table(summaries))
-    print('\n'.join(['', 'Problems:'] + [f'  - {p}' for p in problems]) if problems else '\nAll checks passed.')
+    problems = []
+    if not args.oracle_only:
+        summaries, problems = validate(args.name, args.dataset_dir)
+        print(_table(summaries))
+        print('\n'.join(['', 'Problems:'] + [f'  - {p}' for p in problems]) if problems else '\nAll checks passed.')
     if args.eval_oracle_episodes > 0:
         from scripts.oracle_eval import evaluate_oracle  # Recipe validation only: not in the library's import path.
 
         try:
-            scores = evaluate_oracle(args.name, args.eval_oracle_episodes, args.seed, args.eval_noise)
-            recipe = get_recipe(args.name)
-            what = (f'BFS oracle, action noise {args.eval_noise}' if recipe.family == 'maze' else
+            scores = evaluate_oracle(args.name, args.eval_oracle_episodes, args.seed, args.eval_noise,
+                                     args.expert_path)
+            recipe = sized(get_recipe(args.name), expert_path=args.expert_path)
+            what = (f'BFS oracle{" driving the ant expert" if recipe.expert_path else ""}, action noise '
+                    f'{args.eval_noise}' if recipe.family == 'maze' else
                     'plan oracle with its plan noise' if recipe.dataset_type == 'play' else
                     'Markov oracle without action noise or random actions')
             print(f'\nOracle success ({args.eval_oracle_episodes} episodes per task, {what}):')

@@ -1,4 +1,4 @@
-"""Policy heads: the flow-matching velocity field and the Gaussian actor of the GCBC baselines."""
+"""Policy heads: the flow-matching velocity field, the Gaussian actor of the GCBC baselines and SAC's actor."""
 from typing import Sequence
 
 import flax.linen as nn
@@ -93,3 +93,37 @@ class OptimalityVelocity(nn.Module):
         conds = nn.Embed(3, self.embed_dim)(labels)
         return VelocityField(self.hidden_dims, self.action_dim, cond_dim=self.embed_dim)(
             observations, conds, noisy_actions, times)
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC's actor: a Gaussian with state-dependent std over pre-squash actions; the action is its tanh.
+
+    Returns (mean, log_std) of the pre-tanh Gaussian; `agents.sac` samples, squashes and scores it. Both heads start
+    near zero (`final_init_scale`), so the initial policy is centred with unit std. log std is clipped to
+    [log_std_min, log_std_max] as in OGBench's reference actor.
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    final_init_scale: float = 1e-2
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, observations: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        x = MLP(self.hidden_dims, activate_final=True)(observations)
+        mean = nn.Dense(self.action_dim, kernel_init=default_init(self.final_init_scale), name='mean')(x)
+        log_std = nn.Dense(self.action_dim, kernel_init=default_init(self.final_init_scale), name='log_std')(x)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+class LogScalar(nn.Module):
+    """A positive scalar exp(log_value), learned in log space (SAC's entropy temperature)."""
+
+    init_value: float = 1.0
+
+    @nn.compact
+    def __call__(self) -> jnp.ndarray:
+        # An explicit dtype: a weakly typed parameter would change type after the first update (a recompilation).
+        log_value = self.param('log_value', lambda _: jnp.full((), jnp.log(self.init_value), jnp.float32))
+        return jnp.exp(log_value)

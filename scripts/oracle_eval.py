@@ -15,7 +15,15 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from datasets.generate import run_manipulation_episode, run_maze_episode
-from datasets.recipes import MazeOracle, MazeRecipe, Recipe, get_recipe, make_env, make_manipulation_oracles
+from datasets.recipes import (
+    MazeRecipe,
+    Recipe,
+    get_recipe,
+    make_env,
+    make_manipulation_oracles,
+    make_maze_oracle,
+    sized,
+)
 from datasets.seeding import episode_rngs, legacy_global_seed
 
 NUM_EVAL_TASKS = 5  # OGBench evaluates every environment on task_id 1..5.
@@ -170,14 +178,15 @@ class PuzzleTaskScheduler(_TaskScheduler):
                 'privileged/target_button_top_pos': env._data.site_xpos[env._button_site_ids[button]].copy()}
 
 
-def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: float = 0.0
-                    ) -> Dict[str, float]:
+def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: float = 0.0,
+                    expert_path: str | None = None) -> Dict[str, float]:
     """Success rate of the dataset's oracle on each evaluation task, {'task1': ..., ..., 'overall': ...}.
 
-    noise applies to mazes only (std of the Gaussian added to the unit-vector action). Raises NotImplementedError
-    for scene, whose evaluation tasks need a scheduler for locks, drawer and window that is not written.
+    noise applies to mazes only (std of the Gaussian added to the oracle's action). Ant mazes drive the shipped
+    expert, or the one at expert_path. Raises NotImplementedError for scene, whose evaluation tasks need a
+    scheduler for locks, drawer and window that is not written.
     """
-    recipe = get_recipe(name)
+    recipe = sized(get_recipe(name), expert_path=expert_path)
     if recipe.family == 'manipulation' and recipe.env_family == 'scene':
         raise NotImplementedError('scene: no scheduler drives the oracles through the evaluation tasks (locks, '
                                   'drawer, window and cube in sequence); oracle evaluation is skipped')
@@ -199,7 +208,7 @@ def evaluate_oracle(name: str, episodes_per_task: int, seed: int = 0, noise: flo
 
 def _oracle_episode(recipe: Recipe, env, ob, info, rng: np.random.Generator, noise: float) -> float:
     if isinstance(recipe, MazeRecipe):
-        return run_maze_episode(env, MazeOracle(env), ob, rng, noise)
+        return run_maze_episode(env, make_maze_oracle(env, recipe), ob, rng, noise)
     scheduler = (CubeTaskScheduler if recipe.env_family == 'cube' else PuzzleTaskScheduler)(env)
     return run_manipulation_episode(env, make_manipulation_oracles(env, recipe), ob, info, rng,
                                     next_target=scheduler.next_target, augment_info=scheduler.augment)

@@ -185,7 +185,7 @@ def test_corrupt_or_incomplete_files_give_a_clear_error_and_are_kept(tmp_path, g
 
 def test_unknown_and_expert_only_names_fail_at_once_with_help(tmp_path, offline):
     with pytest.raises(UnknownDatasetError, match='authors') as err:
-        gen.generate('antmaze-large-navigate-v0', dataset_dir=str(tmp_path))
+        gen.generate('humanoidmaze-large-navigate-v0', dataset_dir=str(tmp_path))
     assert 'pointmaze-medium-navigate-v0' in str(err.value)
     with pytest.raises(UnknownDatasetError, match='Regenerable datasets') as err:
         gen.generate('pointmaze-huge-navigate-v0', dataset_dir=str(tmp_path))
@@ -193,9 +193,9 @@ def test_unknown_and_expert_only_names_fail_at_once_with_help(tmp_path, offline)
     for name in ('humanoidmaze-medium-navigate-v0', 'visual-cube-single-play-v0', 'antsoccer-arena-stitch-v0'):
         with pytest.raises(UnknownDatasetError, match='authors'):
             get_recipe(name)
-    with pytest.raises(files.DatasetUnavailableError, match=r'download failed.*copy .*antmaze-medium-navigate-v0'):
-        files.ensure_dataset('antmaze-medium-navigate-v0', dataset_dir=str(tmp_path))
-    assert offline == [['antmaze-medium-navigate-v0']]  # A real OGBench name: it did try the download first.
+    with pytest.raises(files.DatasetUnavailableError, match=r'download failed.*copy .*humanoidmaze-medium-navigate-v0'):
+        files.ensure_dataset('humanoidmaze-medium-navigate-v0', dataset_dir=str(tmp_path))
+    assert offline == [['humanoidmaze-medium-navigate-v0']]  # A real OGBench name: it did try the download first.
     with pytest.raises(UnknownDatasetError, match='Regenerable datasets'):
         files.ensure_dataset('pointmaze-medium-nav-v0', dataset_dir=str(tmp_path))
     assert len(offline) == 1  # A typo fails at once, without a download.
@@ -250,7 +250,7 @@ def test_base_dataset_name(name, base):
 
 
 def test_regenerable_names_are_all_published_datasets():
-    assert len(REGENERABLE) == 8 + 18 and len(set(REGENERABLE)) == len(REGENERABLE)
+    assert len(REGENERABLE) == 8 + 11 + 18 and len(set(REGENERABLE)) == len(REGENERABLE)
     for name in REGENERABLE:
         recipe = get_recipe(name)
         assert recipe.name == name and recipe.episode_length > 0 and recipe.num_episodes >= 500
@@ -306,7 +306,7 @@ def test_generate_entry_point_refuses_clearly(tmp_path):
     assert first.returncode == 0, first.stderr
     again = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and 'Refusing to overwrite' in again.stderr
-    bad = subprocess.run(args[:3] + ['--dataset=antmaze-medium-navigate-v0'], cwd=REPO_ROOT, capture_output=True,
+    bad = subprocess.run(args[:3] + ['--dataset=humanoidmaze-medium-navigate-v0'], cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and 'authors' in bad.stderr
 
