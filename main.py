@@ -31,7 +31,9 @@ from experiment.run_dir import RunDir
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('agent', cli.DEFAULT_AGENT, sorted(AGENTS), 'Agent (registry name).')
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset name.')
-flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data).')
+flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data); for exorl-* '
+                    'tasks, the ExORL root holding <domain>/<algo>/buffer/ (default: ~/.exorl/data).')
+flags.DEFINE_string('exorl_algo', 'rnd', 'exorl-* tasks: the exploration data set (ExORL algorithm folder).')
 flags.DEFINE_integer('seed', 0, 'Seed of the agent, the batch sampler and the evaluation episodes.')
 flags.DEFINE_integer('num_seeds', 1, 'Train seeds seed, seed+1, ... together in this process (jax.vmap), evaluate '
                      'them in the same rollouts, and report each seed and their mean ± std.')
@@ -84,7 +86,8 @@ def main(_):
         cli.fail(str(e))
 
     try:
-        env, train, _ = load_env_and_datasets(settings.env_name, settings.dataset_dir)
+        env, train, _ = load_env_and_datasets(settings.env_name, settings.dataset_dir,
+                                              exorl_algo=settings.exorl_algo)
     except (CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError) as e:
         cli.fail(str(e))
     env.close()  # Evaluation makes its own environments.

@@ -9,6 +9,7 @@ import ml_collections
 from agents.awr import AWRAgent
 from agents.base import Agent
 from agents.cfgrl import CFGRLAgent
+from agents.cfgrl_exorl import CFGRLExorlAgent
 from agents.cfgrl_iql import CFGRLIQLAgent
 from agents.gcbc import GCBCAgent
 from agents.gcfbc import GCFBCAgent
@@ -16,6 +17,7 @@ from agents.hcfgrl import HCFGRLAgent
 from agents.hgcbc import HGCBCAgent
 from configs import awr as awr_config
 from configs import cfgrl as cfgrl_config
+from configs import cfgrl_exorl as cfgrl_exorl_config
 from configs import cfgrl_iql as cfgrl_iql_config
 from configs import gcbc as gcbc_config
 from configs import gcfbc as gcfbc_config
@@ -30,6 +32,7 @@ AGENTS: Dict[str, Tuple[Type[Agent], Callable[[], ml_collections.ConfigDict]]] =
     'hgcbc': (HGCBCAgent, hgcbc_config.get_config),
     'cfgrl_iql': (CFGRLIQLAgent, cfgrl_iql_config.get_config),
     'awr': (AWRAgent, awr_config.get_config),
+    'cfgrl_exorl': (CFGRLExorlAgent, cfgrl_exorl_config.get_config),
 }
 
 

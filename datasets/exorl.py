@@ -93,6 +93,7 @@ def _save_atomic(path: str, arrays: Arrays) -> None:
     try:
         with os.fdopen(fd, 'wb') as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users.
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

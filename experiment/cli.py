@@ -20,7 +20,7 @@ from absl import flags, logging
 DEFAULT_AGENT = 'cfgrl'
 NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
 # What a run is: fixed for its lifetime (changing one on --resume is refused unless --force).
-IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
+IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir', 'exorl_algo')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
 SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
                  'num_processes', 'process_id')
@@ -89,7 +89,9 @@ def _base_config(argv: Sequence[str]) -> ml_collections.ConfigDict:
 
         checkpointer, step, _ = locate_checkpoint(restore)
         return config_from_dict(checkpointer.read_meta(step)['config'])
-    return get_config(peek_flag(argv, 'agent') or DEFAULT_AGENT)
+    from configs.exorl import apply_env_overrides
+
+    return apply_env_overrides(get_config(peek_flag(argv, 'agent') or DEFAULT_AGENT), peek_flag(argv, 'env_name'))
 
 
 def _check_override_keys(argv: Sequence[str], config: ml_collections.ConfigDict) -> None:

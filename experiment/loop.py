@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.trainer import ChunkedTrainer
-from evaluation.results import EvalResult, format_table, seeds_csv_rows
+from evaluation.results import EvalResult, format_table, metric_of, seeds_csv_rows
 from experiment.checkpoints import Checkpointer
 from experiment.run_dir import RunDir
 
@@ -234,8 +234,9 @@ class TrainLoop:
             for key, value in row.items():
                 if key not in ('step', 'guidance'):
                     writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
-        summary = ', '.join(f'w={row["guidance"]}: {row["overall_success"]:.2f}' for row in rows)
-        tqdm.write(f'step {step}: success {summary}' + (f' (mean of {len(result)} seeds)'
+        metric = metric_of(rows[0])
+        summary = ', '.join(f'w={row["guidance"]}: {row[f"overall_{metric}"]:.2f}' for row in rows)
+        tqdm.write(f'step {step}: {metric} {summary}' + (f' (mean of {len(result)} seeds)'
                                                          if isinstance(result, list) else ''))
 
     def _save(self, state: '_State') -> None:
