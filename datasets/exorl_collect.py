@@ -39,6 +39,8 @@ from datasets.exorl_tasks import DOMAINS, ExorlEnv
 COLLECT_TASK = {'walker': 'walker-stand', 'cheetah': 'cheetah-run', 'quadruped': 'quadruped-walk',
                 'jaco': 'jaco-reach-top-left'}
 STATE_FILE = 'collector_state.pkl'
+# A block of updates, compiled once per agent config and block shape.
+_update_block = jax.jit(lambda agent, batches: jax.lax.scan(lambda a, b: a.update(b), agent, batches))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('domain', 'walker', DOMAINS, 'DeepMind Control domain.')
@@ -115,17 +117,17 @@ def _write_atomic(path: str, write) -> None:
 
 
 def collect(domain: str, num_steps: int, dataset_dir: str, seed: int, algo: str = 'rnd', num_seed_steps: int = 4000,
-            config=None, progress: bool = True) -> str:
-    """Collects until the buffer holds `num_steps` steps; returns the buffer folder (see the module docstring)."""
+            config=None, progress: bool = True, episode_steps: int | None = None) -> str:
+    """Collects until the buffer holds `num_steps` steps; returns the buffer folder (see the module docstring).
+    `episode_steps` cuts episodes short of the task's time limit (tests only: ExORL's episodes are full length)."""
     config = config or get_config()
     out = buffer_dir(dataset_dir, domain, algo)
     os.makedirs(out, exist_ok=True)
-    env = ExorlEnv('exorl-' + COLLECT_TASK[domain])
+    env = ExorlEnv('exorl-' + COLLECT_TASK[domain], max_episode_steps=episode_steps)
     obs_dim = env.reset(seed=0)[0].shape[0]
     example = {'observations': np.zeros((2, obs_dim), np.float32),
                'actions': np.zeros((2, env.action_space.shape[0]), np.float32)}
     agent = RNDDDPGAgent.create(seed, example, config)
-    update_chunk = jax.jit(lambda agent, batches: jax.lax.scan(lambda a, b: a.update(b), agent, batches))
 
     replay, steps = Replay(config.nstep), 0
     files = episode_files(out)
@@ -157,7 +159,7 @@ def collect(domain: str, num_steps: int, dataset_dir: str, seed: int, algo: str 
             if steps >= num_seed_steps:
                 batches = replay.batches(rng, length // 2, config.batch_size)
                 agent = agent.replace(rng=jax.random.fold_in(jax.random.PRNGKey(seed), episode))
-                agent, info = update_chunk(agent, jax.tree.map(jnp.asarray, batches))
+                agent, info = _update_block(agent, jax.tree.map(jnp.asarray, batches))
                 bar.set_postfix(intrinsic=f'{float(info["intrinsic_reward"].mean()):.3g}', refresh=False)
             _write_atomic(state_path, lambda f: pickle.dump(
                 {'episodes': episode, 'seed': seed, 'agent': serialization.to_bytes(agent)}, f))
