@@ -1,6 +1,7 @@
 """Writes the sweep scripts of the paper's tables: one exact `python main.py ...` command per line per cell.
 
-    python -m scripts.make_sweeps          # rewrites scripts/table2.sh, table3.sh, w_ablation.sh, reduced.sh
+    python -m scripts.make_sweeps          # rewrites scripts/table1.sh, table2.sh, table3.sh, w_ablation.sh,
+                                           # reduced.sh, table1_reduced.sh
 
 Each generated script is plain bash (running it runs every cell in turn) and is also a cell list for
 scripts/launch_local.sh and scripts/launch_slurm.sh, which can append flags (e.g. a reduced scale) to every cell.
@@ -40,7 +41,7 @@ def header(title: str, notes: List[str]) -> List[str]:
 
 
 def guided(agent: str) -> bool:
-    return agent in ('cfgrl', 'hcfgrl', 'cfgrl_iql')
+    return agent in ('cfgrl', 'hcfgrl', 'cfgrl_iql', 'cfgrl_exorl')
 
 
 def table3() -> List[str]:
@@ -79,6 +80,37 @@ def table2() -> List[str]:
     return lines
 
 
+def table1() -> List[str]:
+    lines = header('Table 1: ExORL (DeepMind Control), CFGRL vs AWR on one IQL value function, episode return.',
+                   ['Data: ExORL\'s RND buffers in ~/.exorl/data/<domain>/rnd/buffer/ (downloaded when reachable; '
+                    'see README).',
+                    'CFGRL: one run per seed, evaluated at every w; AWR: one run per 1/β (alpha) and seed.'])
+    for task in tasks.TABLE1:
+        env = tasks.exorl_env(task)
+        for seed in range(tasks.TABLE1_SEEDS):
+            lines.append(command('cfgrl_exorl', env, seed, {}, guidance=tasks.TABLE1_GUIDANCE, scale=tasks.EXORL))
+            for alpha in tasks.TABLE1_AWR_ALPHAS:
+                lines.append(command('awr', env, seed, {'alpha': alpha}, guidance=None, scale=tasks.EXORL))
+    return lines
+
+
+def table1_reduced() -> List[str]:
+    """Table 1 at reduced scale on data collected here: CFGRL vs AWR, 3 seeds stacked per cell."""
+    data, steps = tasks.REDUCED_EXORL_DATA, tasks.REDUCED_EXORL_STEPS
+    lines = header('Table 1 at reduced scale on OUR RND data (not ExORL\'s): CFGRL vs AWR on walker and cheetah.',
+                   ['Scale: configs/tasks.py REDUCED_EXORL. Collect the data first (once per domain):',
+                    *[f'  python -m datasets.exorl_collect --domain={d} --num_steps={steps} --dataset_dir={data} '
+                      '--seed=0' for d in ('walker', 'cheetah')],
+                    'Run: scripts/launch_local.sh scripts/table1_reduced.sh --save_dir=runs/table1_reduced'])
+    for task in tasks.REDUCED_TABLE1:
+        env = tasks.exorl_env(task)
+        lines.append(command('cfgrl_exorl', env, 0, tasks.REDUCED_EXORL_NET, guidance=tasks.TABLE1_GUIDANCE,
+                             scale=tasks.REDUCED_EXORL, num_seeds=tasks.REDUCED_SEEDS) + f' --dataset_dir={data}')
+        lines.append(command('awr', env, 0, tasks.REDUCED_EXORL_NET, guidance=None, scale=tasks.REDUCED_EXORL,
+                             num_seeds=tasks.REDUCED_SEEDS) + f' --dataset_dir={data}')
+    return lines
+
+
 def w_ablation() -> List[str]:
     lines = header('Success vs guidance weight (the paper\'s w-ablation figure): CFGRL evaluated at many w.',
                    ['Plot: python -m scripts.aggregate runs/ --figures=results/figures'])
@@ -114,7 +146,8 @@ def reduced() -> List[str]:
     return lines
 
 
-SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced}
+SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced,
+          'table1.sh': table1, 'table1_reduced.sh': table1_reduced}
 
 
 def main() -> None:
