@@ -1,4 +1,4 @@
-"""The authors' ExORL settings (paper.md §3, Table 1), shared by the ExORL CFGRL agent and AWR on `exorl-*` envs.
+"""The authors' ExORL settings (the paper's Table 1), shared by the ExORL CFGRL agent and AWR on `exorl-*` envs.
 
 IQL: expectile 0.9, discount 0.99, target rate 0.005, twin critics with min; V, Q and actor 3 × 512 with LayerNorm
 and mish; Adam at 3e-4 (one Adam over all networks equals the authors' separate Adams: Adam is per parameter and the
