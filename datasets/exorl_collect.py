@@ -67,7 +67,9 @@ class Replay:
         acts[:-1] = episode['action'][1:]
         valid = np.zeros(n, bool)
         valid[:max(n - self.nstep, 0)] = True
-        self.obs.append(episode['observation']), self.actions.append(acts), self.valid.append(valid)
+        self.obs.append(episode['observation'])
+        self.actions.append(acts)
+        self.valid.append(valid)
         self._flat = None
 
     def batches(self, rng: np.random.Generator, num: int, size: int):
@@ -94,8 +96,9 @@ def run_episode(env: ExorlEnv, agent, reset_seed: int, rng: np.random.Generator,
             key = rng.integers(0, 2 ** 32, 2, dtype=np.uint32)
             action = np.asarray(agent.sample_actions(ob[None], None, key))[0]
         ob, reward, _, done, _ = env.step(action)
-        rows['observation'].append(ob), rows['action'].append(action), rows['reward'].append(reward)
-        rows['physics'].append(env.dm_env.physics.get_state().copy())
+        for name, value in (('observation', ob), ('action', action), ('reward', reward),
+                            ('physics', env.dm_env.physics.get_state().copy())):
+            rows[name].append(value)
     n = len(rows['observation'])
     return {'observation': np.stack(rows['observation']).astype(np.float32),
             'action': np.stack(rows['action']).astype(np.float32),
