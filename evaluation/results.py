@@ -75,7 +75,7 @@ class EvalResult:
             'guidance': {
                 key: {f'overall_{m}': float(self.overall_success[i]),
                       f'task_{m}': {task_column(t): float(self.task_success[i, j])
-                                       for j, t in enumerate(self.task_ids)}}
+                                     for j, t in enumerate(self.task_ids)}}
                 for i, key in enumerate(self.keys)
             },
         }
@@ -116,7 +116,7 @@ def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name:
             f'overall_{m}_std': float(overall.std()),
             f'overall_{m}_per_seed': [float(v) for v in overall],
             f'task_{m}': {task_column(t): float(np.mean([r.task_success[i, j] for r in results]))
-                             for j, t in enumerate(results[0].task_ids)},
+                           for j, t in enumerate(results[0].task_ids)},
         }
     summary['seeds'] = [int(s) for s in seeds]
     return summary
