@@ -32,7 +32,9 @@ from experiment.run_dir import RunDir
 FLAGS = flags.FLAGS
 flags.DEFINE_string('agent', cli.DEFAULT_AGENT, f'Agent (registry name): {", ".join(sorted(AGENTS))}.')
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset name.')
-flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data).')
+flags.DEFINE_string('dataset_dir', None, 'Folder of the OGBench datasets (default: ~/.ogbench/data); for exorl-* '
+                    'tasks, the ExORL root holding <domain>/<algo>/buffer/ (default: ~/.exorl/data).')
+flags.DEFINE_string('exorl_algo', 'rnd', 'exorl-* tasks: the exploration data set (ExORL algorithm folder).')
 flags.DEFINE_integer('seed', 0, 'Seed of the agent, the batch sampler and the evaluation episodes.')
 flags.DEFINE_integer('num_seeds', 1, 'Train seeds seed, seed+1, ... together in this process (jax.vmap), evaluate '
                      'them in the same rollouts, and report each seed and their mean ± std.')
@@ -94,7 +96,8 @@ def main(_):
 def train(settings, explicit, config, run, notes, mesh, primary) -> int:
     """Trains a new run (`run` None) or continues `run`; returns the exit status."""
     try:
-        env, train_data, val_data = load_env_and_datasets(settings.env_name, settings.dataset_dir)
+        env, train_data, val_data = load_env_and_datasets(settings.env_name, settings.dataset_dir,
+                                                          exorl_algo=settings.exorl_algo)
     except (CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError) as e:
         cli.fail(str(e))
     env.close()  # Evaluation makes its own environments.
@@ -123,7 +126,7 @@ def train(settings, explicit, config, run, notes, mesh, primary) -> int:
     schedule = Schedule(settings.train_steps, settings.log_interval, settings.eval_interval, settings.save_interval)
     evaluator = session.make_evaluator(settings, explicit, agent.guided, run.file(RunDir.VIDEOS)) if primary else None
     trainer = ChunkedTrainer(sampling, data, schedule.chunk, num_seeds=settings.num_seeds, mesh=mesh,
-                             val_data=device_dataset(val_data))
+                             val_data=device_dataset(val_data) if val_data else None)
     agent, sampler_rng = trainer.place(agent), trainer.place(sampler_rng)
     # Sampling the policy copies the parameters to the CPU, which stalls a multi-process job's collective saves.
     check_policy = session.policy_check(settings, example, agent.guided) if jax.process_count() == 1 else None

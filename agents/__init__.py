@@ -17,6 +17,7 @@ AGENTS: Dict[str, Tuple[str, str]] = {
     'hgcbc': ('agents.hgcbc:HGCBCAgent', 'configs.hgcbc'),
     'cfgrl_iql': ('agents.cfgrl_iql:CFGRLIQLAgent', 'configs.cfgrl_iql'),
     'awr': ('agents.awr:AWRAgent', 'configs.awr'),
+    'cfgrl_exorl': ('agents.cfgrl_exorl:CFGRLExorlAgent', 'configs.cfgrl_exorl'),
 }
 
 

@@ -1,5 +1,10 @@
-"""AWR baseline (docs/method.md#variants): IQL value + a unit-std Gaussian actor trained by advantage-weighted
-regression, weights min(exp(A/β), max_weight) with `alpha` = 1/β; evaluated at the mean action."""
+"""AWR baseline (docs/method.md#variants): IQL value + a Gaussian actor trained by advantage-weighted regression,
+weights min(exp(A/β), max_weight) with `alpha` = 1/β; evaluated at the mean action.
+
+Two settings (config.exorl_settings): the OGBench one (GELU networks, unit-std actor, A from the online critic)
+and the authors' ExORL one, which `exorl-*` environments get (configs/exorl.py): LayerNorm-then-mish networks, a
+learned state-independent log-std, and A from the target critic.
+"""
 from typing import Any, Tuple
 
 import jax
@@ -8,7 +13,8 @@ import ml_collections
 
 from agents.base import Batch, Info
 from agents.iql import IQLAgent, create_iql_agent
-from networks import GaussianActor, unit_gaussian_nll
+from networks import GaussianActor, ValueNet, unit_gaussian_nll
+from networks.exorl import ExorlValueNet, LearnedStdGaussianActor, gaussian_nll
 
 
 class AWRAgent(IQLAgent):
@@ -16,19 +22,27 @@ class AWRAgent(IQLAgent):
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'AWRAgent':
-        actor = GaussianActor(tuple(config.actor_hidden_dims), example_batch['actions'].shape[-1])
-        return create_iql_agent(cls, seed, example_batch, config, actor, (example_batch['observations'],))
+        hidden, action_dim = tuple(config.actor_hidden_dims), example_batch['actions'].shape[-1]
+        if config.exorl_settings:
+            actor, value_net = LearnedStdGaussianActor(hidden, action_dim), ExorlValueNet
+        else:
+            actor, value_net = GaussianActor(hidden, action_dim), ValueNet
+        return create_iql_agent(cls, seed, example_batch, config, actor, (example_batch['observations'],),
+                                value_net=value_net)
 
     def actor_loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:
         del rng
-        weights = jnp.minimum(jnp.exp(self.advantages(batch) * self.config.alpha), self.config.max_weight)
-        means = self.network.select('actor')(batch['observations'], params=grad_params)
-        loss = jnp.mean(weights * unit_gaussian_nll(batch['actions'], means))
-        return loss, {'adv_weight_mean': weights.mean(), 'adv_weight_max': weights.max(),
-                      'adv_weight_clipped_fraction': jnp.mean(weights >= self.config.max_weight)}
+        advantages = self.target_advantages(batch) if self.config.exorl_settings else self.advantages(batch)
+        weights = jnp.minimum(jnp.exp(advantages * self.config.alpha), self.config.max_weight)
+        out = self.network.select('actor')(batch['observations'], params=grad_params)
+        nll = gaussian_nll(batch['actions'], *out) if self.config.exorl_settings else unit_gaussian_nll(
+            batch['actions'], out)
+        return jnp.mean(weights * nll), {'adv_weight_mean': weights.mean(), 'adv_weight_max': weights.max(),
+                                         'adv_weight_clipped_fraction': jnp.mean(weights >= self.config.max_weight)}
 
     @jax.jit
     def sample_actions(self, observations: jnp.ndarray, goals: Any, seed: jnp.ndarray) -> jnp.ndarray:
         """The mean action, clipped; `goals` and `seed` are part of the common interface and unused here."""
         del goals, seed
-        return jnp.clip(self.network.select('actor')(observations), -1.0, 1.0)
+        out = self.network.select('actor')(observations)
+        return jnp.clip(out[0] if self.config.exorl_settings else out, -1.0, 1.0)

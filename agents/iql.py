@@ -27,12 +27,12 @@ def stats(name: str, x: jnp.ndarray) -> Info:
 
 
 def create_iql_agent(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict,
-                     actor, actor_inputs: Tuple) -> Agent:
-    """Builds an agent whose network holds V, twin Q, a target Q and the given actor module."""
+                     actor, actor_inputs: Tuple, value_net=ValueNet) -> Agent:
+    """Builds an agent whose network holds V, twin Q, a target Q (all `value_net`s) and the given actor module."""
     obs, actions = example_batch['observations'], example_batch['actions']
     hidden = tuple(config.value_hidden_dims)
-    modules = {'value': ValueNet(hidden), 'critic': ValueNet(hidden, num_ensemble=2),
-               'target_critic': ValueNet(hidden, num_ensemble=2), 'actor': actor}
+    modules = {'value': value_net(hidden), 'critic': value_net(hidden, num_ensemble=2),
+               'target_critic': value_net(hidden, num_ensemble=2), 'actor': actor}
     inputs = {'value': (obs,), 'critic': (obs, actions), 'target_critic': (obs, actions), 'actor': actor_inputs}
     rng, network = init_network(seed, modules, inputs, config)
     params = dict(network.params)
@@ -68,6 +68,13 @@ class IQLAgent(Agent):
         """A = min(Q1, Q2)(s, a) − V(s) with the online networks; gradients never reach them through A."""
         obs = batch['observations']
         q = jnp.min(self.network.select('critic')(obs, batch['actions']), axis=0)
+        return jax.lax.stop_gradient(q - self.network.select('value')(obs))
+
+    def target_advantages(self, batch: Batch) -> jnp.ndarray:
+        """A = min(Q1, Q2)(s, a) − V(s) with Q from the target critic (the authors' ExORL agents), never
+        differentiated."""
+        obs = batch['observations']
+        q = jnp.min(self.network.select('target_critic')(obs, batch['actions']), axis=0)
         return jax.lax.stop_gradient(q - self.network.select('value')(obs))
 
     def actor_loss(self, batch: Batch, grad_params: Any, rng: jnp.ndarray) -> Tuple[jnp.ndarray, Info]:

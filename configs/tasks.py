@@ -74,3 +74,26 @@ REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
 def dataset_name(task: str, kind: str) -> str:
     """'cube-single-play' -> 'cube-single-play-oraclerep-v0' (kind='oraclerep') or '...-singletask-v0'."""
     return f'{task}-{kind}-v0'
+
+
+# Table 1: ExORL (DeepMind Control, RND exploration data relabelled per task), CFGRL vs AWR, 4 seeds, episode
+# return. The authors' ExORL settings are the agents' own (configs/cfgrl_exorl.py; configs/exorl.py for AWR on
+# exorl-* envs); 1M steps, batch 1024, evaluated every 50K steps with 10 episodes per w (code).
+TABLE1 = ('walker-stand', 'walker-walk', 'walker-run', 'quadruped-walk', 'quadruped-run', 'cheetah-run',
+          'cheetah-run-backward', 'jaco-reach-top-right', 'jaco-reach-top-left')
+TABLE1_SEEDS = 4
+TABLE1_GUIDANCE = (1, 1.5, 3, 5, 10, 30, 100)
+TABLE1_AWR_ALPHAS = (1, 3, 10, 30)
+EXORL = dict(train_steps=1_000_000, batch_size=1024, eval_interval=50_000, eval_episodes=10)
+# Reduced ExORL on data collected here (datasets/exorl_collect.py; OUR RND data, not ExORL's): the walker and
+# cheetah tasks, 3 × 256 networks, batch 256, 100k steps, 3 seeds stacked in one process, AWR at its default 1/β.
+REDUCED_TABLE1 = ('walker-stand', 'walker-walk', 'walker-run', 'cheetah-run', 'cheetah-run-backward')
+REDUCED_EXORL = dict(train_steps=100_000, batch_size=256, eval_interval=50_000, eval_episodes=10)
+REDUCED_EXORL_NET = {'actor_hidden_dims': (256, 256, 256), 'value_hidden_dims': (256, 256, 256)}
+REDUCED_EXORL_DATA = 'runs/exorl_data'  # --dataset_dir of the reduced cells (the collector's output).
+REDUCED_EXORL_STEPS = 200_000  # Collected steps per domain (ExORL: 10M).
+
+
+def exorl_env(task: str) -> str:
+    """'walker-stand' -> 'exorl-walker-stand'."""
+    return f'exorl-{task}'

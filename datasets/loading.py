@@ -2,6 +2,7 @@
 
 Resolution order (docs/datasets.md): the file in the data directory → ogbench's download → regeneration with
 OGBench's own environments and oracles (`datasets.generate`) when the recipe needs no expert.
+`exorl-<domain>-<task>` names are ExORL's DeepMind Control tasks, read and relabelled by `datasets.exorl`.
 """
 import os
 from typing import Dict, Tuple
@@ -32,7 +33,12 @@ def _dataset_type(dataset_name: str) -> str:
 
 
 def check_dataset_name(dataset_name: str) -> None:
-    """Fails at once, naming the valid choices, if `dataset_name` is not an OGBench dataset name."""
+    """Fails at once, naming the valid choices, if `dataset_name` is not an OGBench (or ExORL) dataset name."""
+    if dataset_name.startswith('exorl-'):
+        from datasets.exorl_tasks import parse_env_name
+
+        parse_env_name(dataset_name)
+        return
     import gymnasium
     import ogbench  # noqa: F401  (registers the OGBench environments)
 
@@ -46,12 +52,19 @@ def check_dataset_name(dataset_name: str) -> None:
             'Example: pointmaze-medium-navigate-v0, cube-single-play-oraclerep-v0, puzzle-3x3-play-singletask-v0.')
 
 
-def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None,
-                          regenerate: bool = True, **env_kwargs) -> Tuple[object, Arrays, Arrays]:
+def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None, regenerate: bool = True,
+                          exorl_algo: str = 'rnd', **env_kwargs) -> Tuple[object, Arrays, Arrays]:
     """(env, train, val) for any OGBench dataset name, compact layout (`valids` marks each trajectory's last row).
 
     A missing dataset is downloaded, or regenerated offline when possible (see `datasets.generate.ensure_dataset`).
+    ExORL names read `<dataset_dir>/<domain>/<exorl_algo>/buffer/` (datasets/exorl.py); they have no validation
+    split (val is empty).
     """
+    if dataset_name.startswith('exorl-'):
+        from datasets.exorl import load_dataset
+
+        env, train = load_dataset(dataset_name, dataset_dir, algo=exorl_algo)
+        return env, train, {}
     import ogbench
 
     from datasets.files import dataset_paths, ensure_dataset

@@ -34,6 +34,10 @@ class EnvFactory:
     max_episode_steps: Optional[int] = None
 
     def __call__(self):
+        if self.env_name.startswith('exorl-'):
+            from datasets.exorl_tasks import ExorlEnv
+
+            return ExorlEnv(self.env_name, self.max_episode_steps)
         import mujoco
         import ogbench
 
@@ -65,9 +69,11 @@ def reset_episode(env, task_id: int, seed: int) -> Tuple[np.ndarray, np.ndarray]
 
 
 def step_episode(env, action: np.ndarray) -> Tuple[np.ndarray, bool, float]:
-    """One environment step; returns (observation, episode over, final-step success if over)."""
+    """One environment step; returns (observation, episode over, the episode's score if over): OGBench's final-step
+    success, or the return so far where the environment reports one (ExORL tasks, `episode_return`)."""
     ob, _, terminated, truncated, info = env.step(action)
-    return as_policy_input(ob), bool(terminated or truncated), float(info['success'])
+    score = info['episode_return'] if 'episode_return' in info else info['success']
+    return as_policy_input(ob), bool(terminated or truncated), float(score)
 
 
 def _reset_all(envs: Sequence, task_ids: Sequence[int], seeds: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,11 @@ def task_column(task_id: int) -> str:
     return f'task{task_id}'
 
 
+def metric_of(row: Mapping[str, object]) -> str:
+    """The score an eval.csv / table row holds: 'success' (OGBench, in [0, 1]) or 'return' (ExORL episode return)."""
+    return 'return' if 'overall_return' in row else 'success'
+
+
 def task_columns(row: Mapping[str, object]) -> List[str]:
     """The task columns an eval.csv row has a value for (the file's columns are the union over evaluations)."""
     return sorted((k for k in row if k.startswith('task') and row[k] != ''), key=lambda k: int(k[4:]))
@@ -33,7 +38,8 @@ class EvalResult:
         step: training step of the evaluated parameters.
         task_ids: OGBench task ids (1-based), in evaluation order.
         guidance: the weights, or (None,) for an agent without guidance.
-        success: (W, T, E) final-step `info['success']` of each episode, in {0, 1}.
+        success: (W, T, E) score of each episode: final-step `info['success']` in {0, 1}, or with
+            metric = 'return' (ExORL) the episode's return; tables, rows and summary name it by `metric`.
         lengths: (W, T, E) environment steps each episode took.
         nonfinite: (W, T, E) whether the episode ended on a non-finite action (then a failure); None: none did.
     """
@@ -44,6 +50,7 @@ class EvalResult:
     success: np.ndarray
     lengths: np.ndarray
     nonfinite: Optional[np.ndarray] = None
+    metric: str = 'success'
 
     @property
     def num_nonfinite(self) -> int:
@@ -65,16 +72,17 @@ class EvalResult:
         return self.task_success.mean(axis=-1)
 
     def summary(self, env_name: str, agent: str) -> Dict:
-        """summary.json's schema (docs/outputs.md): success in [0, 1] per weight, overall and per task; plus
-        `nonfinite_episodes` when some episode's actions were not finite."""
+        """summary.json's schema (docs/outputs.md): success in [0, 1] per weight, overall and per task (`return` in
+        place of `success` for ExORL runs); plus `nonfinite_episodes` when some episode's actions were not finite."""
+        m = self.metric
         summary = {
             'env_name': env_name,
             'agent': agent,
             'step': int(self.step),
             'guidance': {
-                key: {'overall_success': float(self.overall_success[i]),
-                      'task_success': {task_column(t): float(self.task_success[i, j])
-                                       for j, t in enumerate(self.task_ids)}}
+                key: {f'overall_{m}': float(self.overall_success[i]),
+                      f'task_{m}': {task_column(t): float(self.task_success[i, j])
+                                     for j, t in enumerate(self.task_ids)}}
                 for i, key in enumerate(self.keys)
             },
         }
@@ -83,8 +91,8 @@ class EvalResult:
         return summary
 
     def csv_rows(self) -> List[Dict[str, object]]:
-        """One eval.csv row per weight: step, guidance, overall_success, one column per task."""
-        return [{'step': int(self.step), 'guidance': key, 'overall_success': float(self.overall_success[i]),
+        """One eval.csv row per weight: step, guidance, overall_success (overall_return), one column per task."""
+        return [{'step': int(self.step), 'guidance': key, f'overall_{self.metric}': float(self.overall_success[i]),
                  **{task_column(t): float(self.task_success[i, j]) for j, t in enumerate(self.task_ids)}}
                 for i, key in enumerate(self.keys)]
 
@@ -105,27 +113,28 @@ def seeds_csv_rows(results: Sequence[EvalResult]) -> List[Dict[str, object]]:
     """eval.csv rows of one evaluation of several seeds: the mean over seeds of each column, plus the standard
     deviation over seeds of the overall success (population std, as the paper's ± and scripts/aggregate.py)."""
     per_seed = [r.csv_rows() for r in results]
+    m = results[0].metric
     rows = []
     for i, first in enumerate(per_seed[0]):
-        overall = np.array([rows_k[i]['overall_success'] for rows_k in per_seed])
+        overall = np.array([rows_k[i][f'overall_{m}'] for rows_k in per_seed])
         row = {k: (v if k in ('step', 'guidance') else float(np.mean([rows_k[i][k] for rows_k in per_seed])))
                for k, v in first.items()}
-        rows.append({**row, 'overall_success_std': float(overall.std())})
+        rows.append({**row, f'overall_{m}_std': float(overall.std())})
     return rows
 
 
 def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name: str, agent: str) -> Dict:
-    """summary.json of a multi-seed run (docs/outputs.md): success averaged over seeds, plus `seeds` and, per weight,
-    the std over seeds and each seed's overall success."""
-    summary = results[0].summary(env_name, agent)
+    """summary.json of a multi-seed run (docs/outputs.md): success (or return) averaged over seeds, plus `seeds` and,
+    per weight, the std over seeds and each seed's overall value."""
+    summary, m = results[0].summary(env_name, agent), results[0].metric
     for i, key in enumerate(results[0].keys):
         overall = np.array([float(r.overall_success[i]) for r in results])
         summary['guidance'][key] = {
-            'overall_success': float(overall.mean()),
-            'overall_success_std': float(overall.std()),
-            'overall_success_per_seed': [float(v) for v in overall],
-            'task_success': {task_column(t): float(np.mean([r.task_success[i, j] for r in results]))
-                             for j, t in enumerate(results[0].task_ids)},
+            f'overall_{m}': float(overall.mean()),
+            f'overall_{m}_std': float(overall.std()),
+            f'overall_{m}_per_seed': [float(v) for v in overall],
+            f'task_{m}': {task_column(t): float(np.mean([r.task_success[i, j] for r in results]))
+                           for j, t in enumerate(results[0].task_ids)},
         }
     summary['seeds'] = [int(s) for s in seeds]
     if any(r.num_nonfinite for r in results):
@@ -136,13 +145,15 @@ def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name:
 def format_table(rows: Sequence[Mapping[str, object]], note: str = '') -> str:
     """The success table of eval.csv-style rows of ONE evaluation step (values in [0, 1], printed in %); rows of a
     multi-seed run (`seeds_csv_rows`) get a ± std column."""
-    tasks = task_columns(rows[0])
-    with_std = rows[0].get('overall_success_std', '') != ''
+    tasks, m = task_columns(rows[0]), metric_of(rows[0])
+    with_std = rows[0].get(f'overall_{m}_std', '') != ''
     header = ['w'] + tasks + ['overall'] + (['± std'] if with_std else [])
-    columns = tasks + ['overall_success'] + (['overall_success_std'] if with_std else [])
-    lines = [[str(row['guidance'])] + [f'{100 * float(row[k]):.1f}' for k in columns] for row in rows]
+    columns = tasks + [f'overall_{m}'] + ([f'overall_{m}_std'] if with_std else [])
+    scale = 100 if m == 'success' else 1  # Success in %, returns as they are.
+    lines = [[str(row['guidance'])] + [f'{scale * float(row[k]):.1f}' for k in columns] for row in rows]
     widths = [max(len(line[c]) for line in [header] + lines) for c in range(len(header))]
     fmt = lambda line: '  '.join(cell.rjust(width) for cell, width in zip(line, widths))
     rule = '-' * len(fmt(header))
-    title = f'Success (%) at step {rows[0]["step"]}' + (f', {note}' if note else '')
+    title = ('Success (%)' if m == 'success' else 'Return') + f' at step {rows[0]["step"]}'
+    title += f', {note}' if note else ''
     return '\n'.join([title, rule, fmt(header), rule] + [fmt(line) for line in lines] + [rule])

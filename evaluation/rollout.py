@@ -63,6 +63,7 @@ class EvalPlan:
     num_episodes: int
     guidance: Tuple[Optional[float], ...] = (None,)
     video_episodes: int = 0
+    metric: str = 'success'  # What an episode's score is: final-step success, or (ExORL) its return.
 
     def __post_init__(self):
         if not self.task_ids or self.num_episodes < 1 or not self.guidance:
@@ -176,7 +177,8 @@ def _result(plan: EvalPlan, step: int, success: np.ndarray, lengths: np.ndarray,
             nonfinite: np.ndarray) -> EvalResult:
     return EvalResult(step=step, task_ids=tuple(plan.task_ids), guidance=tuple(plan.guidance),
                       success=np.where(nonfinite, 0.0, success).astype(np.float32).reshape(plan.shape),
-                      lengths=lengths.reshape(plan.shape), nonfinite=nonfinite.reshape(plan.shape))
+                      lengths=lengths.reshape(plan.shape), nonfinite=nonfinite.reshape(plan.shape),
+                      metric=plan.metric)
 
 
 def finite_actions(actions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -284,7 +286,7 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
             record_frames(env_live, ks, rows)
             if done.any():
                 completed[ks[done], rows[done]] = True
-                bar.set_postfix(success=f'{success[completed].mean():.2f}', refresh=False)
+                bar.set_postfix({plan.metric: f'{success[completed].mean():.2f}'}, refresh=False)
                 bar.update(int(done.sum()))
                 start_rows(ks[done], js[done])
             t += 1
@@ -321,7 +323,7 @@ def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: 
                 lengths[r] += 1
                 if record:
                     videos.add([r], [env.render()])
-            bar.set_postfix(success=f'{success[:r + 1].mean():.2f}', refresh=False)
+            bar.set_postfix({plan.metric: f'{success[:r + 1].mean():.2f}'}, refresh=False)
             bar.update(1)
     videos.save(video_dir)
     return _result(plan, step, success, lengths, nonfinite)
@@ -400,8 +402,9 @@ class Evaluator:
 
 
 def is_single_task(env_name: str) -> bool:
-    """`-singletask` datasets evaluate one fixed task: their environment ignores the task_id reset option."""
-    return 'singletask' in env_name.split('-')
+    """`-singletask` datasets and ExORL tasks evaluate one fixed task: their environment ignores the task_id reset
+    option."""
+    return 'singletask' in env_name.split('-') or env_name.startswith('exorl-')
 
 
 def single_task_id(env) -> int:

@@ -19,7 +19,7 @@ from ml_collections import config_flags
 DEFAULT_AGENT = 'cfgrl'
 NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
 # What a run is: fixed for its lifetime (changing one on --resume is refused unless --force).
-IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir')
+IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir', 'exorl_algo')
 # How this process runs, not what the run is: never recorded in flags.json nor taken from it.
 SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
                  'num_processes', 'process_id', 'eval_device')
@@ -34,6 +34,7 @@ class Settings:
     agent: str
     env_name: str
     dataset_dir: Optional[str]
+    exorl_algo: str
     seed: int
     num_seeds: int
     train_steps: int
@@ -108,8 +109,9 @@ def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues = flag
         config = restore.saved_config(flag_values.resume, flag_values.restore_path, flag_values.eval_only)
         if config is None:
             from agents import get_config
+            from configs.exorl import apply_env_overrides
 
-            config = get_config(flag_values.agent)
+            config = apply_env_overrides(get_config(flag_values.agent), flag_values.env_name)
         _check_override_keys(rest, config)
         config_flags.DEFINE_config_dict('config', config, 'Agent config (configs/<agent>.py).',
                                         flag_values=flag_values)

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.trainer import ChunkedTrainer
-from evaluation.results import EvalResult, format_table
+from evaluation.results import EvalResult, format_table, metric_of
 from experiment.checkpoints import Checkpointer
 from experiment.run_dir import RunDir
 
@@ -261,8 +261,9 @@ class TrainLoop:
             for key, value in row.items():
                 if key not in ('step', 'guidance'):
                     writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
-        summary = ', '.join(f'w={row["guidance"]}: {row["overall_success"]:.2f}' for row in rows)
-        tqdm.write(f'step {step}: success {summary}' + (f' (mean of {len(results)} seeds)'
+        metric = metric_of(rows[0])
+        summary = ', '.join(f'w={row["guidance"]}: {row[f"overall_{metric}"]:.2f}' for row in rows)
+        tqdm.write(f'step {step}: {metric} {summary}' + (f' (mean of {len(results)} seeds)'
                                                          if len(results) > 1 else ''))
 
     def _save(self, state: '_State') -> None:

@@ -174,7 +174,8 @@ def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
         if 'eval_tasks' in explicit:
             logging.warning('--eval_tasks is ignored: %s has the single task %d.', settings.env_name, task_ids[0])
     plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
-                    guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes)
+                    guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes,
+                    metric='return' if settings.env_name.startswith('exorl-') else 'success')
     return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
                      video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs,
                      device=settings.eval_device)

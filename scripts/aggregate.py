@@ -9,7 +9,8 @@ are left out, and said so.
 
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
 by (env_name, variant), where the variant names the baseline a config realises (flow BC is gcfbc without goals,
-flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged.
+flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged. For `exorl-*` runs
+(Table 1) every "success" column holds the episode return instead, unscaled.
 """
 import argparse
 import collections
@@ -66,15 +67,17 @@ def load_run(folder: str, step: Optional[int] = None
     with open(os.path.join(folder, 'config.json')) as f:
         config = json.load(f)
     variant = variant_label(summary['agent'], config)
+    # ExORL runs score episodes by return (overall_return); they aggregate the same way, unscaled (Cell.scale).
+    m = 'return' if any('overall_return' in r for r in summary['guidance'].values()) else 'success'
     if step is None:
-        overall = {w: float(r['overall_success']) for w, r in summary['guidance'].items()}
-        tasks = {w: {t: float(s) for t, s in r['task_success'].items()} for w, r in summary['guidance'].items()}
+        overall = {w: float(r[f'overall_{m}']) for w, r in summary['guidance'].items()}
+        tasks = {w: {t: float(s) for t, s in r[f'task_{m}'].items()} for w, r in summary['guidance'].items()}
         return summary['env_name'], variant, overall, tasks, int(summary['step'])
     with open(os.path.join(folder, 'eval.csv')) as f:
         rows = [r for r in csv.DictReader(f) if int(r['step']) == step]
     if not rows:
         return None
-    overall = {r['guidance']: float(r['overall_success']) for r in rows}
+    overall = {r['guidance']: float(r[f'overall_{m}']) for r in rows}
     tasks = {r['guidance']: {k: float(v) for k, v in r.items() if k.startswith('task')} for r in rows}
     return summary['env_name'], variant, overall, tasks, step
 
@@ -83,6 +86,7 @@ class Cell:
     """The seeds of one (env, variant): overall success per w for every seed."""
 
     def __init__(self):
+        self.scale = 100  # Success in %; returns (ExORL runs) as they are.
         self.per_seed: List[Dict[str, float]] = []
         self.tasks: List[Dict[str, Dict[str, float]]] = []
         self.steps: List[int] = []
@@ -92,7 +96,7 @@ class Cell:
         return sorted(common, key=lambda w: (w in UNGUIDED_KEYS, float(w) if w not in UNGUIDED_KEYS else 0))
 
     def stats(self, w: str) -> Tuple[float, float]:
-        values = np.array([s[w] for s in self.per_seed]) * 100
+        values = np.array([s[w] for s in self.per_seed]) * self.scale
         return float(values.mean()), float(values.std())
 
     def best(self) -> Tuple[str, float, float]:
@@ -110,6 +114,7 @@ def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[st
             continue
         env, variant, overall, tasks, step_done = run
         cell = cells[(env, variant)]
+        cell.scale = 1 if env.startswith('exorl-') else 100
         cell.per_seed.append(overall)
         cell.tasks.append(tasks)
         cell.steps.append(step_done)
@@ -177,7 +182,7 @@ def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:
             if w not in cell_ws:
                 values.append('–')
                 continue
-            diffs = np.array([(s[w] - s[base]) * 100 for s in cell.per_seed])
+            diffs = np.array([(s[w] - s[base]) * cell.scale for s in cell.per_seed])
             up = int((diffs > 0).sum())
             values.append(f'{round(float(diffs.mean())):+d} ± {diffs.std():.0f} ({up}/{len(diffs)} up)')
         lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')

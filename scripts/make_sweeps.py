@@ -91,6 +91,38 @@ def table2(stacked: bool = True) -> List[str]:
     return lines
 
 
+def table1(stacked: bool = True) -> List[str]:
+    lines = header('Table 1: ExORL (DeepMind Control), CFGRL vs AWR on one IQL value function, episode return.',
+                   ['Data: ExORL\'s RND buffers in ~/.exorl/data/<domain>/rnd/buffer/ (downloaded when reachable; '
+                    'see README).',
+                    'CFGRL: one run per task, evaluated at every w; AWR: one run per task and 1/β (alpha).'])
+    for task in tasks.TABLE1:
+        env = tasks.exorl_env(task)
+        lines += seed_cells('cfgrl_exorl', env, tasks.TABLE1_SEEDS, {}, stacked, guidance=tasks.TABLE1_GUIDANCE,
+                            scale=tasks.EXORL)
+        for alpha in tasks.TABLE1_AWR_ALPHAS:
+            lines += seed_cells('awr', env, tasks.TABLE1_SEEDS, {'alpha': alpha}, stacked, guidance=None,
+                                scale=tasks.EXORL)
+    return lines
+
+
+def table1_reduced() -> List[str]:
+    """Table 1 at reduced scale on data collected here: CFGRL vs AWR, 3 seeds stacked per cell."""
+    data, steps = tasks.REDUCED_EXORL_DATA, tasks.REDUCED_EXORL_STEPS
+    lines = header('Table 1 at reduced scale on OUR RND data (not ExORL\'s): CFGRL vs AWR on walker and cheetah.',
+                   ['Scale: configs/tasks.py REDUCED_EXORL. Collect the data first (once per domain):',
+                    *[f'  python -m datasets.exorl_collect --domain={d} --num_steps={steps} --dataset_dir={data} '
+                      '--seed=0' for d in ('walker', 'cheetah')],
+                    'Run: scripts/launch_local.sh scripts/table1_reduced.sh --save_dir=runs/table1_reduced'])
+    for task in tasks.REDUCED_TABLE1:
+        env = tasks.exorl_env(task)
+        lines.append(command('cfgrl_exorl', env, 0, tasks.REDUCED_EXORL_NET, guidance=tasks.TABLE1_GUIDANCE,
+                             scale=tasks.REDUCED_EXORL, num_seeds=tasks.REDUCED_SEEDS) + f' --dataset_dir={data}')
+        lines.append(command('awr', env, 0, tasks.REDUCED_EXORL_NET, guidance=None, scale=tasks.REDUCED_EXORL,
+                             num_seeds=tasks.REDUCED_SEEDS) + f' --dataset_dir={data}')
+    return lines
+
+
 def w_ablation(stacked: bool = True) -> List[str]:
     lines = header('Success vs guidance weight (the paper\'s w-ablation figure): CFGRL evaluated at many w.',
                    ['Plot: python -m scripts.aggregate runs/ --figures=results/figures'])
@@ -129,7 +161,9 @@ def reduced() -> List[str]:
 SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced,
           'table3_per_seed.sh': functools.partial(table3, stacked=False),
           'table2_per_seed.sh': functools.partial(table2, stacked=False),
-          'w_ablation_per_seed.sh': functools.partial(w_ablation, stacked=False)}
+          'w_ablation_per_seed.sh': functools.partial(w_ablation, stacked=False),
+          'table1.sh': table1, 'table1_reduced.sh': table1_reduced,
+          'table1_per_seed.sh': functools.partial(table1, stacked=False)}
 
 
 def main() -> None:

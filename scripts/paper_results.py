@@ -1,4 +1,4 @@
-"""The paper's reported success rates (%), from its Tables 2 and 3, for side-by-side tables.
+"""The paper's reported success rates (%) and, for Table 1, episode returns, for side-by-side tables.
 
 These are the PAPER's numbers, never ours: the aggregation prints them in columns labelled "paper".
 Keys: (table, dataset name without '-v0' and variant suffixes, variant) -> mean (or (mean, std)).
@@ -33,6 +33,20 @@ TABLE2 = {
 }
 
 
+# Table 1: ExORL (4 seeds), episode return, mean ± std.
+TABLE1 = {
+    ('exorl-walker-stand', 'awr'): (603, 8), ('exorl-walker-stand', 'cfgrl_exorl'): (782, 8),
+    ('exorl-walker-walk', 'awr'): (444, 4), ('exorl-walker-walk', 'cfgrl_exorl'): (608, 32),
+    ('exorl-walker-run', 'awr'): (247, 10), ('exorl-walker-run', 'cfgrl_exorl'): (282, 6),
+    ('exorl-quadruped-walk', 'awr'): (776, 15), ('exorl-quadruped-walk', 'cfgrl_exorl'): (762, 25),
+    ('exorl-quadruped-run', 'awr'): (485, 7), ('exorl-quadruped-run', 'cfgrl_exorl'): (571, 25),
+    ('exorl-cheetah-run', 'awr'): (168, 7), ('exorl-cheetah-run', 'cfgrl_exorl'): (216, 15),
+    ('exorl-cheetah-run-backward', 'awr'): (146, 8), ('exorl-cheetah-run-backward', 'cfgrl_exorl'): (262, 26),
+    ('exorl-jaco-reach-top-right', 'awr'): (33, 2), ('exorl-jaco-reach-top-right', 'cfgrl_exorl'): (72, 6),
+    ('exorl-jaco-reach-top-left', 'awr'): (30, 8), ('exorl-jaco-reach-top-left', 'cfgrl_exorl'): (46, 6),
+}
+
+
 def task_key(env_name: str) -> str:
     """'cube-single-play-oraclerep-v0' / '...-singletask-task2-v0' -> 'cube-single-play'."""
     parts = [p for p in env_name.split('-') if p not in ('oraclerep', 'singletask', 'v0') and not p.startswith('task')]
@@ -42,6 +56,8 @@ def task_key(env_name: str) -> str:
 def paper_value(env_name: str, variant: str):
     """The paper's number for this cell (a mean, or (mean, std)), or None when the paper reports none we know."""
     key = (task_key(env_name), variant)
+    if env_name.startswith('exorl-'):
+        return TABLE1.get(key)
     if 'singletask' in env_name:
         return TABLE2.get(key)
     return TABLE3.get(key)

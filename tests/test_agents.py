@@ -38,7 +38,10 @@ def test_unknown_agent_names_the_valid_choices():
 
 
 def test_defaults_are_the_papers():
-    for name in AGENTS:
+    exorl = get_config('cfgrl_exorl')  # The authors' ExORL settings (Table 1): 3 × 512 networks, 32 flow steps.
+    assert tuple(exorl.actor_hidden_dims) == tuple(exorl.value_hidden_dims) == (512, 512, 512)
+    assert exorl.flow_steps == 32 and exorl.uncond_weight == 0.1 and exorl.expectile == 0.9
+    for name in set(AGENTS) - {'cfgrl_exorl'}:
         if 'value_hidden_dims' in get_config(name):
             assert tuple(get_config(name).value_hidden_dims) == (512, 512, 512, 512)
         config = get_config(name)
