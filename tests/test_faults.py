@@ -190,11 +190,11 @@ def test_a_locked_run_is_refused_and_a_killed_holders_lock_is_not(workspace, run
 
 def test_resume_force_cannot_change_array_shapes(workspace, run_a, tmp_path):
     run = copy_run(run_a, tmp_path / 'run')
-    meta = (run / 'meta.json').read_text()
+    before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
     result = run_main(workspace, f'--resume={run}', '--force', '--config.actor_hidden_dims=64,64')
     assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
     assert '--force cannot change shapes' in result.stderr and '(32,) -> (64,)' in result.stderr
-    assert (run / 'meta.json').read_text() == meta
+    assert {p: p.read_bytes() for p in run.rglob('*') if p.is_file()} == before  # Nothing touched.
 
 
 @pytest.mark.parametrize('args,expected', [
