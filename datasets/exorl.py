@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from datasets.exorl_tasks import ExorlEnv, parse_env_name, task_reward
-from datasets.generate import CorruptDatasetError, DatasetUnavailableError
+from datasets.files import CorruptDatasetError, DatasetUnavailableError, write_atomic
 
 Arrays = Dict[str, np.ndarray]
 DEFAULT_ALGO = 'rnd'  # The exploration data the paper trains on.
@@ -88,17 +88,6 @@ def relabel_buffer(dm_env, files: List[str], progress: bool = True) -> Arrays:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _save_atomic(path: str, arrays: Arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.npz.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _unavailable(root: str, domain: str, algo: str, reason: str) -> DatasetUnavailableError:
@@ -157,5 +146,5 @@ def load_dataset(env_name: str, dataset_dir: str | None = None, algo: str = DEFA
         except Exception:  # An unreadable cache is rebuilt from the buffer (the buffer is the data).
             pass
     dataset = relabel_buffer(env.dm_env, files, progress)
-    _save_atomic(cache, {**dataset, 'key': key})
+    write_atomic(cache, lambda f: np.savez(f, **dataset, key=key))
     return env, dataset

@@ -18,7 +18,6 @@ rerun with a larger --num_steps continues from the episodes on disk.
 import datetime
 import os
 import pickle
-import tempfile
 import time
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 from agents.rnd_ddpg import RNDDDPGAgent, get_config
 from datasets.exorl import buffer_dir, episode_files
 from datasets.exorl_tasks import DOMAINS, ExorlEnv
+from datasets.files import write_atomic
 
 # The task whose environment a domain's data is collected in: its physics and resets are the domain's, and its
 # reward is stored only as a reference (ExORL stores one too; the loader relabels every task).
@@ -106,17 +106,6 @@ def run_episode(env: ExorlEnv, agent, reset_seed: int, rng: np.random.Generator,
             'physics': np.stack(rows['physics']).astype(np.float64)}
 
 
-def _write_atomic(path: str, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def collect(domain: str, num_steps: int, dataset_dir: str, seed: int, algo: str = 'rnd', num_seed_steps: int = 4000,
@@ -155,7 +144,7 @@ def collect(domain: str, num_steps: int, dataset_dir: str, seed: int, algo: str 
             data = run_episode(env, agent, int(rng.integers(2 ** 31)), rng, random_actions=steps < num_seed_steps)
             length = len(data['observation']) - 1
             stamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
-            _write_atomic(os.path.join(out, f'{stamp}_{episode}_{length}.npz'), lambda f: np.savez(f, **data))
+            write_atomic(os.path.join(out, f'{stamp}_{episode}_{length}.npz'), lambda f: np.savez(f, **data))
             replay.add(data)
             steps += length
             episode += 1
@@ -164,7 +153,7 @@ def collect(domain: str, num_steps: int, dataset_dir: str, seed: int, algo: str 
                 agent = agent.replace(rng=jax.random.fold_in(jax.random.PRNGKey(seed), episode))
                 agent, info = _update_block(agent, jax.tree.map(jnp.asarray, batches))
                 bar.set_postfix(intrinsic=f'{float(info["intrinsic_reward"].mean()):.3g}', refresh=False)
-            _write_atomic(state_path, lambda f: pickle.dump(
+            write_atomic(state_path, lambda f: pickle.dump(
                 {'episodes': episode, 'seed': seed, 'agent': serialization.to_bytes(agent)}, f))
             bar.update(min(steps, num_steps) - bar.n)
     env.close()

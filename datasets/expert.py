@@ -19,6 +19,8 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
 
+from datasets.files import write_atomic
+
 EXPERT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'experts')
 SHIPPED_ANT = os.path.join(EXPERT_DIR, 'ant.npz')
 ANT_ENV_ID = 'online-ant-v0'  # OGBench's free-space ant: 27-dim observations without x-y, 8-dim actions.
@@ -115,14 +117,13 @@ def flatten_params(params) -> Dict[str, np.ndarray]:
 def save_expert(path: str, actor_params, metadata: Dict) -> None:
     """Writes `path` (.npz of the actor's parameters) and the JSON beside it, each atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp.npz'
-    np.savez(tmp, **flatten_params(actor_params))
-    os.replace(tmp, path)
-    json_path = expert_json_path(path)
-    with open(json_path + '.tmp', 'w') as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(json_path + '.tmp', json_path)
+    write_atomic(path, lambda f: np.savez(f, **flatten_params(actor_params)))
+    write_json(expert_json_path(path), metadata)
+
+
+def write_json(path: str, metadata: Dict) -> None:
+    text = json.dumps(metadata, indent=2, sort_keys=True) + '\n'
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def expert_json_path(path: str) -> str:
@@ -206,10 +207,7 @@ def main(argv=None) -> None:
             metadata = json.load(f)
         figures['command'] = ('python -m datasets.expert ' + ' '.join(sys.argv[1:] if argv is None else argv)).strip()
         metadata['validation'] = figures
-        with open(json_path + '.tmp', 'w') as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write('\n')
-        os.replace(json_path + '.tmp', json_path)
+        write_json(json_path, metadata)
         print(f'written to {json_path}')
 
 

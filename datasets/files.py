@@ -9,9 +9,10 @@ from __future__ import annotations
 import http.client
 import os
 import sys
+import tempfile
 import zipfile
 import zlib
-from typing import Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
@@ -168,3 +169,18 @@ def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool =
         check_npz_file(train_path)
         check_npz_file(val_path)
         return train_path
+
+
+def write_atomic(path: str, write: Callable[[Any], None]) -> None:
+    """Calls write(binary file) on a temporary file beside `path`, then renames it to `path`: readers see the old
+    file or the whole new one, never a part. The temporary file is removed if `write` fails."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users.
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from datasets.expert import DirectionalAnt, NumpyActor, directional_velocity, flatten_params, save_expert
+from datasets.files import write_atomic
 
 EXPERTS = ('ant',)
 CURVE_COLUMNS = ('step', 'episodes', 'train_return', 'train_velocity', 'eval_velocity', 'critic_loss', 'actor_loss',
@@ -156,9 +157,7 @@ class Trainer:
         arrays['meta'] = np.asarray(json.dumps(meta))
         if self.pending_action is not None:
             arrays['pending_action'] = np.asarray(self.pending_action)
-        tmp = self.checkpoint_path + '.tmp.npz'
-        np.savez(tmp, **arrays)
-        os.replace(tmp, self.checkpoint_path)
+        write_atomic(self.checkpoint_path, lambda f: np.savez(f, **arrays))
 
     def restore_checkpoint(self) -> bool:
         """Loads --out's checkpoint if there is one; returns whether it did."""
