@@ -158,12 +158,40 @@ def reduced() -> List[str]:
     return lines
 
 
+def antmaze_reduced() -> List[str]:
+    """RESULTS.md's antmaze cells on data regenerated with the shipped ant expert, 3 seeds stacked per cell."""
+    data, n = tasks.REDUCED_ANTMAZE_DATA, tasks.REDUCED_SEEDS
+    datasets = sorted({f'{t}-v0' for t in tasks.REDUCED_ANTMAZE_HIERARCHICAL + tasks.REDUCED_ANTMAZE_GC
+                       + tasks.REDUCED_ANTMAZE_SINGLETASK})
+    lines = header('Antmaze at reduced scale on data regenerated with OUR ant expert (not OGBench\'s): HCFGRL, '
+                   'CFGRL, and CFGRL (IQL) vs AWR.',
+                   ['Scale: configs/tasks.py REDUCED_ANTMAZE. Regenerate the data first (once per dataset):',
+                    *[f'  python -m datasets.generate --dataset={d} --dataset_dir={data}' for d in datasets],
+                    'Run: scripts/launch_local.sh scripts/antmaze_reduced.sh --save_dir=runs/antmaze_reduced'])
+
+    def cell(agent, env, net, guidance):
+        return command(agent, env, 0, net, guidance=guidance, scale=tasks.REDUCED_ANTMAZE,
+                       num_seeds=n) + f' --dataset_dir={data}'
+    for task in tasks.REDUCED_ANTMAZE_HIERARCHICAL:
+        lines.append(cell('hcfgrl', tasks.dataset_name(task, 'oraclerep'), tasks.REDUCED_ANTMAZE_NET,
+                          tasks.REDUCED_GUIDANCE))
+    for task in tasks.REDUCED_ANTMAZE_GC:
+        lines.append(cell('cfgrl', tasks.dataset_name(task, 'oraclerep'), tasks.REDUCED_ANTMAZE_NET,
+                          tasks.REDUCED_GUIDANCE[1:]))
+    for task in tasks.REDUCED_ANTMAZE_SINGLETASK:
+        env = tasks.dataset_name(task, 'singletask')
+        lines.append(cell('cfgrl_iql', env, tasks.REDUCED_ANTMAZE_VALUE_NET, tasks.TABLE2_GUIDANCE))
+        lines.append(cell('awr', env, tasks.REDUCED_ANTMAZE_VALUE_NET, None))
+    return lines
+
+
 SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced,
           'table3_per_seed.sh': functools.partial(table3, stacked=False),
           'table2_per_seed.sh': functools.partial(table2, stacked=False),
           'w_ablation_per_seed.sh': functools.partial(w_ablation, stacked=False),
           'table1.sh': table1, 'table1_reduced.sh': table1_reduced,
-          'table1_per_seed.sh': functools.partial(table1, stacked=False)}
+          'table1_per_seed.sh': functools.partial(table1, stacked=False),
+          'antmaze_reduced.sh': antmaze_reduced}
 
 
 def main() -> None:
