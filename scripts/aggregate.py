@@ -9,8 +9,8 @@ are left out, and said so.
 
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
 by (env_name, variant), where the variant names the baseline a config realises (flow BC is gcfbc without goals,
-flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged. For `exorl-*` runs
-(Table 1) every "success" column holds the episode return instead, unscaled.
+flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged. `exorl-*` runs
+(Table 1) are scored by episode return, unscaled: their tables say "return" where OGBench's say "success" (%).
 """
 import argparse
 import collections
@@ -132,10 +132,17 @@ def _paper(env: str, variant: str) -> str:
     return _fmt(*value) if isinstance(value, tuple) else f'{value}'
 
 
+def metric(cells: Mapping[Tuple[str, str], Cell]) -> str:
+    """What the numbers are: 'success' (%, OGBench), 'return' (ExORL), or 'score' for a mix of both."""
+    scales = {cell.scale for cell in cells.values()}
+    return 'score' if len(scales) > 1 else ('success' if scales == {100} else 'return')
+
+
 def table(cells: Mapping[Tuple[str, str], Cell], fixed_w: Optional[str] = '3') -> str:
     """A markdown table: one row per (env, variant) with seeds, steps, best w, best-w and fixed-w success (%, mean ±
-    std over seeds) and the paper's number."""
-    lines = ['| env | variant | seeds | steps | best w | success at best w | success at w = '
+    std over seeds; the return for ExORL runs) and the paper's number."""
+    m = metric(cells)
+    lines = [f'| env | variant | seeds | steps | best w | {m} at best w | {m} at w = '
              f'{fixed_w} | paper |', '|---|---|---|---|---|---|---|---|']
     for (env, variant), cell in sorted(cells.items()):
         w, mean, std = cell.best()
@@ -210,11 +217,13 @@ def plot_success_vs_w(cells: Mapping[Tuple[str, str], Cell], folder: str) -> Lis
                 ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], marker='o', capsize=3, label=variant)
             else:
                 mean, std = cell.stats(cell.weights()[0])
-                ax.axhline(mean, ls='--', lw=1, label=f'{variant} ({mean:.0f}%)')
+                ax.axhline(mean, ls='--', lw=1, label=f'{variant} ({mean:.0f}{"%" if cell.scale == 100 else ""})')
         ax.axvline(1.0, color='0.6', lw=0.8)
         ax.set_xlabel('guidance weight w (w = 1: GCBC)')
-        ax.set_ylabel('success (%)')
-        ax.set_ylim(-2, 102)
+        is_return = all(cell.scale == 1 for (cell_env, _), cell in cells.items() if cell_env == env)
+        ax.set_ylabel('episode return' if is_return else 'success (%)')
+        if not is_return:
+            ax.set_ylim(-2, 102)
         ax.set_title(env, fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -241,13 +250,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not cells:
         raise SystemExit(f'No run under {args.roots} was evaluated at step {args.step}.')
     text = table(cells, args.fixed_w)
+    m = metric(cells)
+    unit = {'success': 'Success (%)', 'return': 'Episode return', 'score': 'Success (%; return for exorl-*)'}[m]
     per_w = w_table(cells)
     if per_w:
-        text += '\n\nSuccess (%) at each guidance weight, mean ± std over seeds:\n\n' + per_w
+        text += f'\n\n{unit} at each guidance weight, mean ± std over seeds:\n\n' + per_w
     gains = gain_table(cells)
     if gains:
-        text += ('\n\nGain over w = 1 (GCBC; for CFGRL (IQL), the policy conditioned on o = 1), paired by seed: '
-                 'success(w) − success(1) in points, mean ± std over seeds, and the seeds that improved:\n\n'
+        text += ('\n\nGain over w = 1 (GCBC; for CFGRL (IQL) and ExORL CFGRL, the policy conditioned on the positive '
+                 f'label), paired by seed: {m}(w) − {m}(1), mean ± std over seeds, and the seeds that improved:\n\n'
                  + gains)
     print(text)
     if args.out:

@@ -68,3 +68,29 @@ def test_step_takes_each_runs_evaluation_at_that_step(tmp_path, capsys):
     assert cell.tasks[1]['3'] == {'task1': 0.5, 'task2': 0.5}
     assert 'left out (no evaluation at step 500)' in capsys.readouterr().err  # The run evaluated at 1000 only.
     assert collect(find_runs([str(tmp_path)]))[(env, 'cfgrl')].steps == [1000, 1000, 1000]  # Default: the last.
+
+
+def test_exorl_runs_are_tabled_as_returns_unscaled(tmp_path):
+    from scripts.aggregate import metric
+
+    def exorl_run(name, agent, guidance):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        summary = {'env_name': 'exorl-walker-stand', 'agent': agent, 'step': 100,
+                   'guidance': {w: {'overall_return': r, 'task_return': {'task1': r}} for w, r in guidance.items()}}
+        (folder / 'summary.json').write_text(json.dumps(summary))
+        (folder / 'config.json').write_text(json.dumps({'alpha': 3.0} if agent == 'awr' else {}))
+
+    exorl_run('c0', 'cfgrl_exorl', {'1': 300.0, '10': 420.0})
+    exorl_run('c1', 'cfgrl_exorl', {'1': 320.0, '10': 400.0})
+    exorl_run('a0', 'awr', {'none': 384.0})
+    cells = collect(find_runs([str(tmp_path)]))
+    assert metric(cells) == 'return'
+    text = table(cells, fixed_w='10')
+    assert text.splitlines()[0].startswith('| env | variant | seeds | steps | best w | return at best w | return at w')
+    # Returns are not multiplied by 100; the paper's Table 1 numbers stand beside them.
+    assert '| exorl-walker-stand | cfgrl_exorl | 2 | 100 | 10 | 410 ± 10 | 410 ± 10 | 782 ± 8 |' in text
+    assert '| exorl-walker-stand | awr(alpha=3) | 1 | 100 | none | 384 ± 0 | – | 603 ± 8 |' in text
+    assert gain_table(cells).splitlines()[2] == '| exorl-walker-stand | cfgrl_exorl | 2 | +100 ± 20 (2/2 up) |'
+    _run(tmp_path, 'p0', 'pointmaze-large-navigate-oraclerep-v0', 'cfgrl', {'p_uncond': 0.1}, {'1': 0.5})
+    assert metric(collect(find_runs([str(tmp_path)]))) == 'score'  # A mix says neither.
