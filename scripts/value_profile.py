@@ -12,6 +12,8 @@ A converged value rises smoothly towards 0 at the goal in every bin; an unconver
 -1/(1 - discount)) beyond some distance.
 """
 import argparse
+import json
+import os
 from typing import List, Optional, Sequence, Tuple
 
 import jax.numpy as jnp
@@ -39,11 +41,25 @@ def format_profile(rows: Sequence[Row]) -> str:
     return '\n'.join(lines)
 
 
+def run_dataset_dir(path: str) -> Optional[str]:
+    """The --dataset_dir recorded in the flags.json of the run that holds `path` (a run or checkpoint folder)."""
+    folder = os.path.abspath(path)
+    for _ in range(3):  # run dir, checkpoints/, checkpoints/<step>
+        flags_path = os.path.join(folder, 'flags.json')
+        if os.path.exists(flags_path):
+            with open(flags_path) as f:
+                return json.load(f).get('dataset_dir')
+        folder = os.path.dirname(folder)
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('path', help='Run directory or checkpoint folder of a value-based agent on a maze task.')
     parser.add_argument('--bins', default='0,1,3,6,10,20,30,40,50', help='Distance bin edges (maze units).')
     parser.add_argument('--samples', type=int, default=20000, help='Dataset states to evaluate V on.')
+    parser.add_argument('--dataset_dir', default=None,
+                        help="The run's dataset folder (default: its flags.json's --dataset_dir, else OGBench's).")
     args = parser.parse_args(argv)
 
     from agents.trainer import unstack
@@ -57,7 +73,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f'{meta["env_name"]}: the profile needs a single-task maze dataset (x-y distances).')
     if 'modules_value' not in agent.network.params:
         raise SystemExit(f'{meta["agent"]} has no value network.')
-    env, train, _ = load_env_and_datasets(meta['env_name'])
+    # The run's own data, never a regenerated copy: a diagnostic that quietly rebuilt a dataset elsewhere would
+    # take minutes and could read different data from what the agent trained on.
+    dataset_dir = args.dataset_dir or run_dataset_dir(args.path)
+    env, train, _ = load_env_and_datasets(meta['env_name'], dataset_dir, regenerate=False)
     start, _ = reset_episode(env, task_id=single_task_id(env), seed=0)
     env.close()
     goal_xy = train['observations'][train['masks'] == 0][:, :2].mean(axis=0)

@@ -100,3 +100,14 @@ def test_gpu_check_smoke_runs_every_part_and_writes_its_report(tmp_path):
     summary = json.loads((folder / 'run_summary.json').read_text())
     assert sorted(summary['guidance'], key=float) == ['0', '1', '1.5', '2', '3', '5'] and summary['seeds'] == [0, 1]
     assert '| 5 |' in report and 'the paper\'s 1,000,000 steps' in report
+
+
+def test_value_profile_reads_the_runs_own_dataset_dir(tmp_path):
+    from scripts.value_profile import run_dataset_dir
+
+    step_dir = tmp_path / 'run' / 'checkpoints' / '100'
+    step_dir.mkdir(parents=True)
+    (tmp_path / 'run' / 'flags.json').write_text(json.dumps({'dataset_dir': 'runs/ogbench_data'}))
+    for path in (tmp_path / 'run', tmp_path / 'run' / 'checkpoints', step_dir):
+        assert run_dataset_dir(str(path)) == 'runs/ogbench_data'
+    assert run_dataset_dir(str(tmp_path)) is None  # No run here: OGBench's default folder.
