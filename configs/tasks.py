@@ -81,6 +81,21 @@ REDUCED_ANTMAZE_SINGLETASK = ('antmaze-large-navigate',)
 REDUCED_ANTMAZE_DATA = 'runs/ogbench_data'  # --dataset_dir of the antmaze cells (datasets.generate's output).
 
 
+# CFGRL beside separately trained baselines at the paper's step count (RESULTS.md "Baselines at the paper's step
+# count"): same data, seeds and evaluation for every agent of a cell; 3 × 256 networks at both levels, batch 256,
+# 3 seeds stacked, evaluated every 100k steps (20 episodes per task), checkpointed every 50k so a run can stop and
+# `--resume`. The paper's networks (4 × 512, batch 1024) are out of reach of 2 CPU cores; its 1M steps are not.
+LONG_POINTMAZE = dict(train_steps=1_000_000, batch_size=256, eval_interval=100_000, save_interval=50_000,
+                      eval_episodes=20)
+LONG_ANTMAZE = dict(LONG_POINTMAZE, train_steps=300_000)  # At least 300k; resume with --train_steps for more.
+LONG_NET = {'actor_hidden_dims': (256, 256, 256)}
+LONG_POINTMAZE_AGENTS = ('gcbc', 'gcfbc', 'cfgrl')  # Gaussian GCBC, flow GCBC (no dropout), CFGRL.
+LONG_ANTMAZE_AGENTS = ('hgcbc', 'flow_hgcbc', 'hcfgrl')  # Keys of HIERARCHICAL_VARIANTS.
+LONG_POINTMAZE_GUIDANCE = (0, 1, 1.5, 2, 3)
+LONG_ANTMAZE_GUIDANCE = (1, 1.5, 2, 3)
+LONG_DATA = 'runs/ogbench_data'  # --dataset_dir of these cells (datasets.generate's output).
+
+
 def dataset_name(task: str, kind: str) -> str:
     """'cube-single-play' -> 'cube-single-play-oraclerep-v0' (kind='oraclerep') or '...-singletask-v0'."""
     return f'{task}-{kind}-v0'

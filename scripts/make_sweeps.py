@@ -23,7 +23,7 @@ def command(agent: str, env: str, seed: int, overrides: Dict, guidance=tasks.GUI
             num_seeds: int = 1) -> str:
     parts = ['python main.py', f'--agent={agent}', f'--env_name={env}', f'--seed={seed}',
              f'--train_steps={scale["train_steps"]}', f'--eval_interval={scale["eval_interval"]}',
-             f'--save_interval={scale["eval_interval"]}', f'--eval_episodes={scale["eval_episodes"]}',
+             f'--save_interval={scale.get("save_interval", scale["eval_interval"])}', f'--eval_episodes={scale["eval_episodes"]}',
              f'--config.batch_size={scale["batch_size"]}']
     if num_seeds > 1:
         parts.append(f'--num_seeds={num_seeds}')
@@ -185,13 +185,38 @@ def antmaze_reduced() -> List[str]:
     return lines
 
 
+def baselines_long() -> List[str]:
+    """CFGRL and HCFGRL beside their separately trained baselines at the paper's step count (configs/tasks.py LONG_*):
+    pointmaze-large for the flat agents, antmaze-medium for the hierarchical ones, 3 seeds stacked per cell."""
+    data, n = tasks.LONG_DATA, tasks.REDUCED_SEEDS
+    lines = header('Separately trained baselines at the paper\'s step count: GCBC, flow GCBC and CFGRL on '
+                   'pointmaze-large (1M steps); HGCBC, flow HGCBC and HCFGRL on antmaze-medium (300k steps).',
+                   ['Scale: configs/tasks.py LONG_*. Regenerate the data first (once per dataset):',
+                    *[f'  python -m datasets.generate --dataset={d} --dataset_dir={data}'
+                      for d in ('pointmaze-large-navigate-v0', 'antmaze-medium-navigate-v0')],
+                    'Run: scripts/launch_local.sh scripts/baselines_long.sh --save_dir=runs/baselines_long',
+                    'Stopped runs continue with --resume=<run dir>; antmaze past 300k with --train_steps=1000000.'])
+    cells = [(tasks.FLAT_VARIANTS, tasks.LONG_POINTMAZE_AGENTS, 'pointmaze-large-navigate', tasks.LONG_POINTMAZE,
+              tasks.LONG_POINTMAZE_GUIDANCE),
+             (tasks.HIERARCHICAL_VARIANTS, tasks.LONG_ANTMAZE_AGENTS, 'antmaze-medium-navigate', tasks.LONG_ANTMAZE,
+              tasks.LONG_ANTMAZE_GUIDANCE)]
+    for variants, names, task, scale, guidance in cells:
+        for name in names:
+            agent, overrides = variants[name]
+            overrides = {**tasks.LONG_NET, **overrides}
+            lines.append(command(agent, tasks.dataset_name(task, 'oraclerep'), 0, overrides,
+                                 guidance=guidance if guided(agent, overrides) else None, scale=scale,
+                                 num_seeds=n) + f' --dataset_dir={data}')
+    return lines
+
+
 SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation, 'reduced.sh': reduced,
           'table3_per_seed.sh': functools.partial(table3, stacked=False),
           'table2_per_seed.sh': functools.partial(table2, stacked=False),
           'w_ablation_per_seed.sh': functools.partial(w_ablation, stacked=False),
           'table1.sh': table1, 'table1_reduced.sh': table1_reduced,
           'table1_per_seed.sh': functools.partial(table1, stacked=False),
-          'antmaze_reduced.sh': antmaze_reduced}
+          'antmaze_reduced.sh': antmaze_reduced, 'baselines_long.sh': baselines_long}
 
 
 def main() -> None:
