@@ -37,8 +37,8 @@ def buffer_root(tmp_path_factory):
 
 
 def collect(root, num_steps):
-    exorl_collect.collect('walker', num_steps, str(root), seed=0, num_seed_steps=100, config=tiny_collector_config(),
-                          progress=False, episode_steps=100)
+    exorl_collect.collect('walker', num_steps, str(root), seed=0, schedule=exorl_collect.Schedule(50, 100, 2),
+                          config=tiny_collector_config(), progress=False, episode_steps=100)
 
 
 def test_collector_writes_exorl_format_and_resumes(buffer_root):
@@ -54,6 +54,89 @@ def test_collector_writes_exorl_format_and_resumes(buffer_root):
     assert len(resumed) == 2
     with np.load(files[1]) as a, np.load(resumed[1]) as b:
         np.testing.assert_array_equal(a['physics'], b['physics'])
+
+
+def test_collector_refuses_to_continue_another_collection(buffer_root, tmp_path):
+    shutil.copytree(buffer_root / 'walker', tmp_path / 'walker')
+    config = tiny_collector_config()
+    config.batch_size = 32  # Another collector setting: continuing would mix two collections in one buffer.
+    with pytest.raises(exorl_collect.CollectionMismatchError, match='other settings'):
+        exorl_collect.collect('walker', 300, str(tmp_path), seed=0, schedule=exorl_collect.Schedule(50, 100, 2),
+                              config=config, progress=False, episode_steps=100)
+    assert len(episode_files(str(tmp_path / 'walker' / 'rnd' / 'buffer'))) == 2  # Nothing written.
+
+
+def _urlb_layers(obs_dim, action_dim, hidden, rep_dim=512):
+    """URLB's state networks (agent/ddpg.py, agent/rnd.py) as (layer, kernel shape) lists, LayerNorms as (width,)."""
+    actor = [('trunk', (obs_dim, hidden)), ('trunk_norm', (hidden,)), ('hidden', (hidden, hidden)),
+             ('out', (hidden, action_dim))]
+    critic = [('trunk', (obs_dim + action_dim, hidden)), ('trunk_norm', (hidden,))]
+    for q in ('q1', 'q2'):
+        critic += [(f'{q}_hidden', (hidden, hidden)), (f'{q}_out', (hidden, 1))]
+    rnd = [('l1', (obs_dim, hidden)), ('l2', (hidden, hidden)), ('l3', (hidden, rep_dim))]
+    return {'actor': actor, 'critic': critic, 'predictor': rnd}
+
+
+def _count(layers):
+    """Parameters of Linear (kernel + bias) and LayerNorm (scale + bias) layers."""
+    return sum(shape[0] * shape[1] + shape[1] if len(shape) == 2 else 2 * shape[0] for _, shape in layers)
+
+
+def test_collector_networks_match_urlb_at_width_1024():
+    from agents.rnd_ddpg import RNDDDPG
+
+    config = exorl_collect.get_config()
+    config.hidden_dim = 1024
+    agent = jax.eval_shape(lambda: RNDDDPG.create(0, 24, 6, config))  # Walker: 24-d observations, 6-d actions.
+    urlb = _urlb_layers(24, 6, 1024)
+    nets = {'actor': agent.actor.params, 'critic': agent.critic.params, 'predictor': agent.predictor.params}
+    for name, params in nets.items():
+        shapes = {layer: (p['kernel'].shape if 'kernel' in p else p['scale'].shape) for layer, p in params.items()}
+        assert shapes == dict(urlb[name]), name
+        assert sum(x.size for x in jax.tree.leaves(params)) == _count(urlb[name]), name
+    # URLB's own counts for walker at width 1024: actor 1,083,398, critic 2,135,042, RND predictor 1,600,000.
+    assert [_count(urlb[n]) for n in ('actor', 'critic', 'predictor')] == [1_083_398, 2_135_042, 1_600_000]
+    assert jax.tree.structure(agent.rnd_target) == jax.tree.structure(agent.predictor.params)
+
+
+def test_collector_kernels_are_orthogonal_and_biases_zero():
+    from agents.rnd_ddpg import RNDDDPG
+
+    config = exorl_collect.get_config()
+    agent = RNDDDPG.create(0, 24, 6, config)
+    kernel = np.asarray(agent.critic.params['q1_hidden']['kernel'])
+    np.testing.assert_allclose(kernel.T @ kernel, np.eye(kernel.shape[1]), atol=1e-4)
+    trunk = np.asarray(agent.actor.params['trunk']['kernel'])  # 24 × 256: orthonormal rows.
+    np.testing.assert_allclose(trunk @ trunk.T, np.eye(24), atol=1e-4)
+    assert not np.asarray(agent.actor.params['out']['bias']).any()
+
+
+def test_action_clamp_passes_the_gradient_through():
+    from agents.rnd_ddpg import ACTION_LIMIT, clamp_straight_through
+
+    x = jnp.array([-1.7, -0.2, 0.5, 1.3])
+    np.testing.assert_allclose(clamp_straight_through(x), [-ACTION_LIMIT, -0.2, 0.5, ACTION_LIMIT], rtol=1e-6)
+    grad = jax.grad(lambda v: jnp.sum(clamp_straight_through(v) * jnp.arange(1.0, 5.0)))(x)
+    np.testing.assert_allclose(grad, [1.0, 2.0, 3.0, 4.0])  # jnp.clip would give 0 at ±1.7 and 1.3.
+
+
+def test_collector_update_follows_urlbs_order():
+    """RND first, and the reward from the predictor AFTER its step; the actor sees the critic after its step."""
+    from agents.rnd_ddpg import RNDDDPG, rnd_moments
+
+    config = tiny_collector_config()
+    agent = RNDDDPG.create(0, 5, 3, config)
+    rng = np.random.default_rng(0)
+    batch = {'observations': rng.normal(size=(16, 5)).astype(np.float32),
+             'actions': rng.uniform(-1, 1, (16, 3)).astype(np.float32),
+             'next_observations': rng.normal(size=(16, 5)).astype(np.float32)}
+    new, info = agent.update(batch)
+    errors = new.rnd_error(jnp.asarray(batch['observations']), new.predictor.params)
+    moments = rnd_moments(agent.reward_moments, errors)
+    np.testing.assert_allclose(info['intrinsic_reward'], np.mean(errors / np.sqrt(moments[1])), rtol=1e-5)
+    np.testing.assert_allclose(new.reward_moments, moments, rtol=1e-6)
+    for name in ('actor', 'critic', 'predictor'):
+        assert int(getattr(new, name).step) == 1
 
 
 def test_exorl_settings_for_awr():
