@@ -109,10 +109,10 @@ def table1(stacked: bool = True) -> List[str]:
 def table1_reduced() -> List[str]:
     """Table 1 at reduced scale on data collected here: CFGRL vs AWR, 3 seeds stacked per cell."""
     data, steps = tasks.REDUCED_EXORL_DATA, tasks.REDUCED_EXORL_STEPS
-    lines = header('Table 1 at reduced scale on OUR RND data (not ExORL\'s): CFGRL vs AWR on walker and cheetah.',
+    lines = header('Table 1 at reduced scale on OUR RND data (not ExORL\'s): CFGRL vs AWR on all nine tasks.',
                    ['Scale: configs/tasks.py REDUCED_EXORL. Collect the data first (once per domain):',
                     *[f'  python -m datasets.exorl_collect --domain={d} --num_steps={steps} --dataset_dir={data} '
-                      '--seed=0' for d in ('walker', 'cheetah')],
+                      '--seed=0' for d in sorted({t.split('-')[0] for t in tasks.REDUCED_TABLE1})],
                     'Run: scripts/launch_local.sh scripts/table1_reduced.sh --save_dir=runs/table1_reduced'])
     for task in tasks.REDUCED_TABLE1:
         env = tasks.exorl_env(task)
