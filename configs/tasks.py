@@ -71,7 +71,7 @@ REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10), 'pointmaze-teleport-n
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
 # Antmaze on data regenerated with the shipped ant expert (datasets/experts/): HCFGRL on medium and large, flat
 # CFGRL on medium (oraclerep goals), CFGRL (IQL) vs AWR on single-task large. 20k steps is what 2 cores fit
-# beside the ExORL cells in one session; 20 episodes per task as OGBench's protocol asks.
+# beside the ExORL cells; 20 episodes per task as OGBench's protocol asks.
 REDUCED_ANTMAZE = dict(train_steps=20_000, batch_size=256, eval_interval=20_000, eval_episodes=20)
 REDUCED_ANTMAZE_NET = {'actor_hidden_dims': (256, 256, 256)}
 REDUCED_ANTMAZE_VALUE_NET = {'actor_hidden_dims': (256, 256, 256), 'value_hidden_dims': (256, 256, 256)}
