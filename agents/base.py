@@ -77,6 +77,16 @@ def init_network(seed: int, modules: Dict[str, nn.Module], example_inputs: Dict[
     return rng, TrainState.create(network, params, optax.adam(learning_rate=config.lr))
 
 
+def polyak_update(network: TrainState, tau: float, source: str = 'critic', target: str = 'target_critic'
+                  ) -> TrainState:
+    """`network` with its `target` module moved toward its `source` module by Polyak averaging:
+    target ← τ·source + (1 − τ)·target. The target-network update of every agent with one (IQL, SAC, RND-DDPG)."""
+    params = dict(network.params)
+    params[f'modules_{target}'] = jax.tree.map(lambda s, t: tau * s + (1 - tau) * t, params[f'modules_{source}'],
+                                               params[f'modules_{target}'])
+    return network.replace(params=params)
+
+
 def freeze_config(config: ml_collections.ConfigDict) -> ml_collections.FrozenConfigDict:
     """Agents hold a frozen (hashable) copy of their config, so it can be a static jit field and is never mutated."""
     return ml_collections.FrozenConfigDict(config)
