@@ -15,6 +15,7 @@ import ml_collections
 
 from agents import flow
 from agents.base import Batch, Info
+from agents.guidance import get_rule
 from agents.iql import IQLAgent, create_iql_agent
 from networks.exorl import LABEL_POSITIVE, LABEL_UNCOND, ExorlValueNet, LabelVelocity
 
@@ -62,5 +63,6 @@ class CFGRLExorlAgent(IQLAgent):
         del goals
         labels = jnp.full(observations.shape[0], LABEL_POSITIVE, jnp.int32)
         actions = flow.sample_guided(self.network.select('actor'), observations, labels, guidance, seed,
-                                     self.action_dim, self.config.flow_steps)
+                                     self.action_dim, self.config.flow_steps,
+                                     rule=get_rule(self.config.guidance_rule))
         return jnp.clip(actions, -1.0, 1.0)

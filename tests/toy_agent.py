@@ -4,12 +4,13 @@ import jax.numpy as jnp
 
 from agents import flow
 from agents.cfgrl import CFGRLAgent
+from agents.guidance import cfg
 from configs.cfgrl import get_config as cfgrl_config
 
 
-def half_guide(v_cond, v_uncond, w):
+def half_guide(v_cond, v_uncond, w, t):
     """Guidance at half the weight: a rule other than classifier-free guidance."""
-    return flow.guide(v_cond, v_uncond, w / 2)
+    return cfg(v_cond, v_uncond, w / 2, t)
 
 
 class ToyAgent(CFGRLAgent):
