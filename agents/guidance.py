@@ -14,8 +14,6 @@ import jax.numpy as jnp
 GuidanceRule = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
 DEFAULT_RULE = 'cfg'
-INTERVAL = (0.5, 1.0)  # 'interval': the flow times [start, stop) that are guided.
-RESCALE_MIX = 0.7  # 'rescaled': the weight of the rescaled velocity beside plain CFG's (Lin et al. use 0.7).
 
 
 def cfg(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, w: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
@@ -25,26 +23,28 @@ def cfg(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, w: jnp.ndarray, t: jnp.ndarr
     return v_uncond + w * (v_cond - v_uncond)
 
 
-def interval(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, w: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
-    """Guidance in a limited interval (Kynkäänniemi et al., 2024): classifier-free guidance while t lies in
-    `INTERVAL`, the conditional field (w = 1) at other times. With the default [0.5, 1) the first half of the flow,
-    which chooses among the modes of the action distribution, follows the conditional policy, and guidance only
-    sharpens the action within the mode it reached."""
-    start, stop = INTERVAL
+def interval(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, w: jnp.ndarray, t: jnp.ndarray, start: float = 0.5,
+             stop: float = 1.0) -> jnp.ndarray:
+    """Guidance in a limited interval (Kynkäänniemi et al., 2024): classifier-free guidance while start ≤ t < stop,
+    the conditional field (w = 1) at other times. With the default [0.5, 1) the first, high-noise half of the flow
+    follows the conditional policy and guidance acts on the second half only."""
     return jnp.where((t >= start) & (t < stop), cfg(v_cond, v_uncond, w, t), v_cond)
 
 
-def rescaled(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, w: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
-    """Rescaled classifier-free guidance (after Lin et al., 2024): the guided velocity scaled per row to the norm of
-    the conditional one, mixed with plain CFG by `RESCALE_MIX`. Large w then turns the velocity toward the
-    condition without inflating its speed, which otherwise drives actions far outside [−1, 1] to be clipped."""
+def rescaled(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, w: jnp.ndarray, t: jnp.ndarray,
+             mix: float = 0.7) -> jnp.ndarray:
+    """Rescaled classifier-free guidance (after Lin et al., 2024, whose mix is 0.7): the guided velocity scaled per
+    row to the norm of the conditional one, weighted `mix` beside plain CFG's 1 − mix. Large w then turns the
+    velocity toward the condition without inflating its speed, which otherwise drives actions far outside [−1, 1]
+    to be clipped."""
     guided = cfg(v_cond, v_uncond, w, t)
     norm = lambda v: jnp.linalg.norm(v, axis=-1, keepdims=True)
     scaled = guided * norm(v_cond) / jnp.maximum(norm(guided), 1e-6)
-    return RESCALE_MIX * scaled + (1.0 - RESCALE_MIX) * guided
+    return mix * scaled + (1.0 - mix) * guided
 
 
-# name -> rule. A new rule: one function above, one line here.
+# name -> rule. A new rule: one function above, one line here; the same rule with other constants is one line,
+# e.g. 'interval_early': functools.partial(interval, start=0.0, stop=0.5).
 RULES: Dict[str, GuidanceRule] = {
     'cfg': cfg,
     'interval': interval,
