@@ -20,6 +20,7 @@ class CFGRLAgent(Agent):
     supports_pixels = True
     baselines = {'gcfbc_nodrop': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (flow GCBC)'
+    inherits = ('single_task', 'label_keys', 'guided_by')  # Agent's defaults.
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLAgent':

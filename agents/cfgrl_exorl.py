@@ -22,6 +22,8 @@ from networks.exorl import LABEL_POSITIVE, LABEL_UNCOND, ExorlValueNet, LabelVel
 
 class CFGRLExorlAgent(IQLAgent):
     w1_label = 'w = 1 (flow policy on positive advantage)'
+    # single_task from IQLAgent, the others Agent's defaults.
+    inherits = ('supports_pixels', 'single_task', 'baselines', 'label_keys')
 
     @classmethod
     def guided_by(cls, config) -> bool:

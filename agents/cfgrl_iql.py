@@ -27,6 +27,8 @@ def optimality_labels(advantages: jnp.ndarray) -> jnp.ndarray:
 class CFGRLIQLAgent(IQLAgent):
     baselines = {'flow_bc_iql': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (flow policy on o = 1)'
+    # single_task from IQLAgent, the others Agent's defaults.
+    inherits = ('supports_pixels', 'single_task', 'label_keys', 'guided_by')
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLIQLAgent':

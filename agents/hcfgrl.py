@@ -20,6 +20,7 @@ from networks import VelocityField
 class HCFGRLAgent(Agent):
     baselines = {'flow_hgcbc': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (flow HGCBC)'
+    inherits = ('supports_pixels', 'single_task', 'label_keys', 'guided_by')  # Agent's defaults.
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'HCFGRLAgent':

@@ -1,4 +1,5 @@
-"""A toy agent for the registry test: CFGRL sampled with a different guidance rule, and its config."""
+"""A toy agent for the registry test: CFGRL sampled with a different guidance rule, and its config; and a copy of
+it that declares none of its capabilities."""
 import jax
 import jax.numpy as jnp
 
@@ -17,12 +18,17 @@ class ToyAgent(CFGRLAgent):
     supports_pixels = False
     baselines = {'toy_nodrop': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (toy)'
+    inherits = ('single_task', 'label_keys', 'guided_by')
 
     @jax.jit
     def sample_actions(self, observations, goals, seed, guidance=1.0):
         actions = flow.sample_guided(self.network.select('velocity'), observations, goals, guidance, seed,
                                      self.action_dim, self.config.flow_steps, self.guided, rule=half_guide)
         return jnp.clip(actions, -1.0, 1.0)
+
+
+class CopiedToyAgent(ToyAgent):
+    """A variant that says nothing about its capabilities: the registry refuses it."""
 
 
 def get_config():
