@@ -148,7 +148,8 @@ def test_an_unknown_rule_is_one_usage_line_and_exit_2_before_any_run_directory(t
 
 @pytest.mark.slow
 def test_main_trains_and_evaluates_with_another_rule(tmp_path):
-    """main.py end to end with --config.guidance_rule=interval on a regenerated 2-episode dataset."""
+    """main.py end to end with --config.guidance_rule=interval on a regenerated 2-episode dataset, then --eval_only
+    under another rule."""
     from datasets.generate import generate
 
     env = 'pointmaze-medium-navigate-v0'
@@ -165,3 +166,11 @@ def test_main_trains_and_evaluates_with_another_rule(tmp_path):
     (run,) = (tmp_path / 'runs' / env / 'cfgrl').iterdir()
     assert json.loads((run / 'config.json').read_text())['guidance_rule'] == 'interval'
     assert set(json.loads((run / 'summary.json').read_text())['guidance']) == {'1', '3'}
+    # The same checkpoint re-evaluated under another rule: rules shape sampling only.
+    result = subprocess.run([sys.executable, 'main.py', '--eval_only', f'--restore_path={run}',
+                             '--config.guidance_rule=rescaled'], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, env=dict(os.environ, MUJOCO_GL='egl'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (run / 'evals').iterdir()
+    assert json.loads((out / 'config.json').read_text())['guidance_rule'] == 'rescaled'
+    assert 'config override: config.guidance_rule: interval -> rescaled' in (out / 'meta.json').read_text()
