@@ -110,7 +110,7 @@ def test_the_default_rule_samples_bitwise_as_before(tiny_dataset, tiny_singletas
             np.testing.assert_array_equal(now, before(agent, obs, conds, w, rng), err_msg=name)
 
 
-@pytest.mark.parametrize('name', ['cfgrl', 'cfgrl_iql'])
+@pytest.mark.parametrize('name', ['cfgrl', pytest.param('cfgrl_iql', marks=pytest.mark.slow)])
 def test_training_then_sampling_with_another_rule(name, tiny_dataset, tiny_singletask_dataset):
     dataset = tiny_singletask_dataset if get_agent_class(name).single_task else tiny_dataset
     agent, sampling, data, example = _setup(name, dataset, guidance_rule='interval')
