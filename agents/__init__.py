@@ -1,7 +1,8 @@
 """Agent registry: a name maps to its agent class and its config module, imported on first use.
 
 Adding an agent is one agent file, one config file and one line here. Everything that lists agents (main.py's
---agent, the tests, sweep generation, aggregation) reads this registry and the class's declared capabilities.
+--agent, the tests, sweep generation, aggregation) reads this registry and the class's declared capabilities, which
+every registered class sets or inherits on purpose (agents/base.py CAPABILITIES).
 """
 import importlib
 from typing import Dict, List, Mapping, Tuple
@@ -27,10 +28,13 @@ def _check(name: str) -> None:
 
 
 def get_agent_class(name: str):
-    """The agent class registered under `name` (clear error naming the valid choices otherwise)."""
+    """The agent class registered under `name` (clear error naming the valid choices otherwise). A class that does
+    not declare each of its capabilities, or inherit it on purpose, is a TypeError (Agent.check_capabilities)."""
     _check(name)
     module, cls = AGENTS[name][0].split(':')
-    return getattr(importlib.import_module(module), cls)
+    agent_class = getattr(importlib.import_module(module), cls)
+    agent_class.check_capabilities()
+    return agent_class
 
 
 def get_config(name: str) -> ml_collections.ConfigDict:

@@ -19,6 +19,8 @@ from networks.exorl import ExorlValueNet, LearnedStdGaussianActor, gaussian_nll
 
 class AWRAgent(IQLAgent):
     label_keys = ('alpha',)
+    # single_task from IQLAgent, the others Agent's defaults.
+    inherits = ('supports_pixels', 'single_task', 'baselines', 'w1_label', 'guided_by')
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'AWRAgent':

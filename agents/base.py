@@ -77,14 +77,30 @@ def init_network(seed: int, modules: Dict[str, nn.Module], example_inputs: Dict[
     return rng, TrainState.create(network, params, optax.adam(learning_rate=config.lr))
 
 
+def polyak_update(network: TrainState, tau: float, source: str = 'critic', target: str = 'target_critic'
+                  ) -> TrainState:
+    """`network` with its `target` module moved toward its `source` module by Polyak averaging:
+    target ← τ·source + (1 − τ)·target. The target-network update of every agent with one (IQL, SAC, RND-DDPG)."""
+    params = dict(network.params)
+    params[f'modules_{target}'] = jax.tree.map(lambda s, t: tau * s + (1 - tau) * t, params[f'modules_{source}'],
+                                               params[f'modules_{target}'])
+    return network.replace(params=params)
+
+
 def freeze_config(config: ml_collections.ConfigDict) -> ml_collections.FrozenConfigDict:
     """Agents hold a frozen (hashable) copy of their config, so it can be a static jit field and is never mutated."""
     return ml_collections.FrozenConfigDict(config)
 
 
+# What an agent declares about itself (read by the registry's users: tests, sweeps, evaluation, aggregation).
+CAPABILITIES = ('supports_pixels', 'single_task', 'baselines', 'label_keys', 'w1_label', 'guided_by')
+
+
 class Agent(flax.struct.PyTreeNode):
     """Base class of every agent. Subclasses implement `create`, `loss` and `sample_actions`, and declare what they
-    support in the class attributes below (read by the registry's users: tests, sweeps, aggregation)."""
+    support: each of `CAPABILITIES` is set in the class's own body, or named in its own `inherits` to take its
+    parent's on purpose (the registry refuses a class that does neither, `check_capabilities`), so a variant
+    subclassing another agent never picks up, say, its baselines or pixel support unnoticed."""
 
     rng: jnp.ndarray
     network: TrainState
@@ -94,8 +110,26 @@ class Agent(flax.struct.PyTreeNode):
     supports_pixels: ClassVar[bool] = False  # `create` passes its observations to `init_network` (config.encoder).
     single_task: ClassVar[bool] = False  # Trains on rewards and masks (`-singletask` datasets).
     baselines: ClassVar[Dict[str, Dict[str, Any]]] = {}  # Baseline name -> the config overrides that make it.
-    label_keys: ClassVar[Tuple[str, ...]] = ()  # Config keys whose values tell one run of the agent from another.
+    label_keys: ClassVar[Tuple[str, ...]] = ()  # Config keys always named in the agent's table labels.
     w1_label: ClassVar[str] = 'w = 1'  # What guidance weight 1 samples, for plots.
+    inherits: ClassVar[Tuple[str, ...]] = ()  # The capabilities this class takes from its parent (its own only).
+
+    @classmethod
+    def check_capabilities(cls) -> None:
+        """TypeError unless each capability is set in this class's body or named in its own `inherits`."""
+        own, inherits = cls.__dict__, cls.__dict__.get('inherits', ())
+        problems = []
+        if set(inherits) - set(CAPABILITIES):
+            problems.append(f'`inherits` names {sorted(set(inherits) - set(CAPABILITIES))}, which are not '
+                            f'capabilities ({", ".join(CAPABILITIES)})')
+        if [c for c in inherits if c in own]:
+            problems.append(f'{[c for c in inherits if c in own]} are both set and inherited')
+        missing = [c for c in CAPABILITIES if c not in own and c not in inherits]
+        if missing:
+            problems.append(f'{", ".join(missing)} neither set in the class body nor named in its `inherits` '
+                            '(to take the parent\'s on purpose)')
+        if problems:
+            raise TypeError(f'agent class {cls.__module__}.{cls.__qualname__}: {"; ".join(problems)}.')
 
     @classmethod
     def guided_by(cls, config) -> bool:

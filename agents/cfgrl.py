@@ -1,7 +1,8 @@
 """CFGRL: classifier-free guidance of a goal-conditioned flow policy as policy improvement (docs/method.md).
 
 Training is flow GCBC with the goal replaced, with probability `p_uncond`, by a learned unconditional embedding.
-Sampling integrates v_unc + w·(v_cond − v_unc): w = 0 is flow BC, w = 1 flow GCBC, w > 1 improves on GCBC.
+Sampling integrates v_unc + w·(v_cond − v_unc): w = 0 is flow BC, w = 1 flow GCBC, w > 1 improves on GCBC
+(`config.guidance_rule` swaps this rule for another of agents/guidance.py).
 """
 from typing import Any, Tuple
 
@@ -11,6 +12,7 @@ import ml_collections
 
 from agents import flow, pixels
 from agents.base import Agent, Batch, Info, freeze_config, init_network
+from agents.guidance import get_rule
 from networks import VelocityField
 
 
@@ -18,6 +20,7 @@ class CFGRLAgent(Agent):
     supports_pixels = True
     baselines = {'gcfbc_nodrop': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (flow GCBC)'
+    inherits = ('single_task', 'label_keys', 'guided_by')  # Agent's defaults.
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLAgent':
@@ -42,5 +45,6 @@ class CFGRLAgent(Agent):
         """Guided flow samples for a batch; `guidance` is a scalar or a per-row (B,) vector (traced). Pixel
         observations are encoded once, before the flow steps."""
         actions = flow.sample_guided(self.network.select('velocity'), self.encode(observations), goals, guidance, seed,
-                                     self.action_dim, self.config.flow_steps, self.guided)
+                                     self.action_dim, self.config.flow_steps, self.guided,
+                                     rule=get_rule(self.config.guidance_rule))
         return jnp.clip(actions, -1.0, 1.0)

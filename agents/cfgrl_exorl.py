@@ -15,12 +15,15 @@ import ml_collections
 
 from agents import flow
 from agents.base import Batch, Info
+from agents.guidance import get_rule
 from agents.iql import IQLAgent, create_iql_agent
 from networks.exorl import LABEL_POSITIVE, LABEL_UNCOND, ExorlValueNet, LabelVelocity
 
 
 class CFGRLExorlAgent(IQLAgent):
     w1_label = 'w = 1 (flow policy on positive advantage)'
+    # single_task from IQLAgent, the others Agent's defaults.
+    inherits = ('supports_pixels', 'single_task', 'baselines', 'label_keys')
 
     @classmethod
     def guided_by(cls, config) -> bool:
@@ -62,5 +65,6 @@ class CFGRLExorlAgent(IQLAgent):
         del goals
         labels = jnp.full(observations.shape[0], LABEL_POSITIVE, jnp.int32)
         actions = flow.sample_guided(self.network.select('actor'), observations, labels, guidance, seed,
-                                     self.action_dim, self.config.flow_steps)
+                                     self.action_dim, self.config.flow_steps,
+                                     rule=get_rule(self.config.guidance_rule))
         return jnp.clip(actions, -1.0, 1.0)

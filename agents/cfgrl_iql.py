@@ -12,6 +12,7 @@ import ml_collections
 
 from agents import flow
 from agents.base import Batch, Info
+from agents.guidance import get_rule
 from agents.iql import IQLAgent, create_iql_agent
 from networks import OptimalityVelocity
 
@@ -26,6 +27,8 @@ def optimality_labels(advantages: jnp.ndarray) -> jnp.ndarray:
 class CFGRLIQLAgent(IQLAgent):
     baselines = {'flow_bc_iql': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (flow policy on o = 1)'
+    # single_task from IQLAgent, the others Agent's defaults.
+    inherits = ('supports_pixels', 'single_task', 'label_keys', 'guided_by')
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'CFGRLIQLAgent':
@@ -48,5 +51,6 @@ class CFGRLIQLAgent(IQLAgent):
         del goals
         labels = jnp.full(observations.shape[0], LABEL_OPTIMAL, jnp.int32)
         actions = flow.sample_guided(self.network.select('actor'), observations, labels, guidance, seed,
-                                     self.action_dim, self.config.flow_steps, self.guided)
+                                     self.action_dim, self.config.flow_steps, self.guided,
+                                     rule=get_rule(self.config.guidance_rule))
         return jnp.clip(actions, -1.0, 1.0)

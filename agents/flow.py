@@ -2,12 +2,15 @@
 
 Training:  a0 ~ N(0, I), t ~ U[0, 1), a_t = (1 − t)·a0 + t·a1, loss = mean ‖v(a_t, t) − (a1 − a0)‖².
 Sampling:  a ~ N(0, I); for i in 0..K−1, t = i/K: a ← a + v(a, t)/K; the caller clips the final action.
-Guidance:  v = v_unc + w·(v_cond − v_unc)  (classifier-free guidance; w = 1 is the conditional field).
+Guidance:  v = rule(v_cond, v_unc, w, t); by default classifier-free guidance v_unc + w·(v_cond − v_unc) (w = 1 is
+           the conditional field). The rules are in agents/guidance.py.
 """
 from typing import Callable, Tuple
 
 import jax
 import jax.numpy as jnp
+
+from agents.guidance import GuidanceRule, cfg
 
 VelocityFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
@@ -50,11 +53,6 @@ def dropout_flow_loss(velocity_net: Callable, observations: jnp.ndarray, conds: 
     return flow_matching_loss(velocity, noise, targets), jnp.zeros(())
 
 
-def guide(v_cond: jnp.ndarray, v_uncond: jnp.ndarray, guidance: jnp.ndarray) -> jnp.ndarray:
-    """Classifier-free guidance: v_unc + w·(v_cond − v_unc). `guidance` broadcasts against the velocities."""
-    return v_uncond + guidance * (v_cond - v_uncond)
-
-
 def euler_integrate(velocity_fn: VelocityFn, noise: jnp.ndarray, num_steps: int) -> jnp.ndarray:
     """Integrates da/dt = v(a, t) from t = 0 to 1 with `num_steps` Euler steps (t = i/K, step size 1/K).
 
@@ -69,16 +67,13 @@ def euler_integrate(velocity_fn: VelocityFn, noise: jnp.ndarray, num_steps: int)
     return jax.lax.fori_loop(0, num_steps, body, noise)
 
 
-GuidanceRule = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]  # (v_cond, v_uncond, w) -> v.
-
-
 def fused_guided_velocity(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray,
-                          guidance: jnp.ndarray, rule: GuidanceRule = guide) -> VelocityFn:
+                          guidance: jnp.ndarray, rule: GuidanceRule = cfg) -> VelocityFn:
     """The guided velocity field as ONE network pass over the stacked [conditional; unconditional] batch.
 
     `velocity_net(observations, conds, noisy_actions, times, uncond)` must replace the condition of rows whose
-    `uncond` flag is set by its learned unconditional embedding. `guidance` has shape (B, 1); `rule` mixes the two
-    fields (classifier-free guidance by default).
+    `uncond` flag is set by its learned unconditional embedding. `guidance` has shape (B, 1); `rule(v_cond, v_uncond,
+    w, t)` mixes the two fields at flow time t (agents/guidance.py; classifier-free guidance by default).
     """
     batch_size = observations.shape[0]
     stacked_obs = jnp.concatenate([observations, observations], axis=0)
@@ -88,19 +83,19 @@ def fused_guided_velocity(velocity_net: Callable, observations: jnp.ndarray, con
     def velocity_fn(actions, times):
         v = velocity_net(stacked_obs, stacked_conds, jnp.concatenate([actions, actions], axis=0),
                          jnp.concatenate([times, times], axis=0), uncond)
-        return rule(v[:batch_size], v[batch_size:], guidance)
+        return rule(v[:batch_size], v[batch_size:], guidance, times)
 
     return velocity_fn
 
 
 def sample_guided(velocity_net: Callable, observations: jnp.ndarray, conds: jnp.ndarray, guidance: jnp.ndarray,
                   rng: jnp.ndarray, out_dim: int, num_steps: int, guided: bool = True,
-                  rule: GuidanceRule = guide) -> jnp.ndarray:
+                  rule: GuidanceRule = cfg) -> jnp.ndarray:
     """Guided flow samples (not clipped): noise ~ N(0, I), then `num_steps` Euler steps of the fused guided field.
 
     `guidance` is a scalar or a per-row (B,) vector; `velocity_net` is as in `fused_guided_velocity`. With
     `guided=False` (a field trained without condition dropout) only the conditional field exists: w is 1. `rule`
-    is the guidance rule (classifier-free guidance by default).
+    is the guidance rule (agents/guidance.py; classifier-free guidance by default).
     """
     batch_size = observations.shape[0]
     if guided:

@@ -13,6 +13,7 @@ from networks import GaussianActor, unit_gaussian_nll
 class GCBCAgent(Agent):
     supports_pixels = True
     baselines = {'bc': {'use_goals': False}}
+    inherits = ('single_task', 'label_keys', 'w1_label', 'guided_by')  # Agent's defaults.
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'GCBCAgent':

@@ -17,6 +17,7 @@ from networks import VelocityField
 class GCFBCAgent(Agent):
     supports_pixels = True
     baselines = {'flow_bc': {'use_goals': False}}
+    inherits = ('single_task', 'label_keys', 'w1_label', 'guided_by')  # Agent's defaults.
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'GCFBCAgent':

@@ -2,7 +2,7 @@
 
 High level: flow over subgoals conditioned on the goal, (s, g) → rep(s_{t+k}); low level: flow over actions
 conditioned on the subgoal, (s, subgoal) → a. Each level has its own unconditional embedding and dropout. Sampling
-re-plans the subgoal at every call and guides both levels with the same w; the subgoal is not clipped.
+re-plans the subgoal at every call and guides both levels with the same w and rule; the subgoal is not clipped.
 """
 from typing import Any, Tuple
 
@@ -12,6 +12,7 @@ import ml_collections
 
 from agents import flow
 from agents.base import Agent, Batch, Info, freeze_config, init_network
+from agents.guidance import get_rule
 from agents.hierarchical import level_inputs
 from networks import VelocityField
 
@@ -19,6 +20,7 @@ from networks import VelocityField
 class HCFGRLAgent(Agent):
     baselines = {'flow_hgcbc': {'p_uncond': 0.0}}
     w1_label = 'w = 1 (flow HGCBC)'
+    inherits = ('supports_pixels', 'single_task', 'label_keys', 'guided_by')  # Agent's defaults.
 
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'HCFGRLAgent':
@@ -43,9 +45,9 @@ class HCFGRLAgent(Agent):
                        guidance: jnp.ndarray | float = 1.0) -> jnp.ndarray:
         """Plans a subgoal and acts toward it, both levels guided by `guidance` (scalar or per-row vector)."""
         high_rng, low_rng = jax.random.split(seed)
-        steps = self.config.flow_steps
+        steps, rule = self.config.flow_steps, get_rule(self.config.guidance_rule)
         subgoals = flow.sample_guided(self.network.select('high'), observations, goals, guidance, high_rng,
-                                      goals.shape[-1], steps, self.guided)
+                                      goals.shape[-1], steps, self.guided, rule)
         actions = flow.sample_guided(self.network.select('low'), observations, subgoals, guidance, low_rng,
-                                     self.action_dim, steps, self.guided)
+                                     self.action_dim, steps, self.guided, rule)
         return jnp.clip(actions, -1.0, 1.0)

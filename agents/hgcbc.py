@@ -12,6 +12,7 @@ from networks import GaussianActor, unit_gaussian_nll
 
 
 class HGCBCAgent(Agent):
+    inherits = ('supports_pixels', 'single_task', 'baselines', 'label_keys', 'w1_label', 'guided_by')  # Agent's.
     @classmethod
     def create(cls, seed: int, example_batch: Batch, config: ml_collections.ConfigDict) -> 'HGCBCAgent':
         goal_dim, action_dim = example_batch['goals'].shape[-1], example_batch['actions'].shape[-1]

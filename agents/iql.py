@@ -5,13 +5,13 @@ Q_i:    TD regression onto r + γ·mask·V(s').
 A(s,a): min(Q1, Q2)(s, a) − V(s) of the online networks, never differentiated (the actor only reads it).
 The target critic follows the critic by Polyak averaging after every step.
 """
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from agents.base import Agent, Batch, Info, freeze_config, init_network
+from agents.base import Agent, Batch, Info, freeze_config, init_network, polyak_update
 from networks import ValueNet
 
 
@@ -87,8 +87,4 @@ class IQLAgent(Agent):
         return value_loss + actor_loss, {**info, **actor_info, 'actor_loss': actor_loss}
 
     def after_update(self) -> 'IQLAgent':
-        params: Dict[str, Any] = dict(self.network.params)
-        tau = self.config.tau
-        params['modules_target_critic'] = jax.tree.map(lambda c, t: tau * c + (1 - tau) * t,
-                                                       params['modules_critic'], params['modules_target_critic'])
-        return self.replace(network=self.network.replace(params=params))
+        return self.replace(network=polyak_update(self.network, self.config.tau))

@@ -8,13 +8,13 @@ step differentiates a single total loss:
 The target critic follows by Polyak averaging in `after_update`. SAC learns online, not from a dataset, so it is
 not in `agents.AGENTS` (main.py's offline agents and their parametrised tests).
 """
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from agents.base import Agent, Batch, Info, freeze_config, init_network
+from agents.base import Agent, Batch, Info, freeze_config, init_network, polyak_update
 from networks import LogScalar, TanhGaussianActor, ValueNet
 
 
@@ -83,11 +83,7 @@ class SACAgent(Agent):
             'entropy': entropy, 'std': jnp.exp(log_std).mean(), 'q_mean': q.mean()}
 
     def after_update(self) -> 'SACAgent':
-        params: Dict[str, Any] = dict(self.network.params)
-        tau = self.config.tau
-        params['modules_target_critic'] = jax.tree.map(lambda c, t: tau * c + (1 - tau) * t,
-                                                       params['modules_critic'], params['modules_target_critic'])
-        return self.replace(network=self.network.replace(params=params))
+        return self.replace(network=polyak_update(self.network, self.config.tau))
 
     def sample_actions(self, observations: jnp.ndarray, seed: jnp.ndarray | None = None) -> jnp.ndarray:
         """A sample of the policy, or its mode tanh(mean) when `seed` is None (the expert's deterministic action)."""

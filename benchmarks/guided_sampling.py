@@ -22,6 +22,7 @@ import numpy as np
 from absl import app, flags
 
 from agents import flow, get_agent_class, get_config
+from agents.guidance import cfg
 from benchmarks.common import device_name, interleaved_median, write_result
 
 SIZES = {  # name: hidden dims of the velocity field
@@ -64,7 +65,7 @@ def make_samplers(velocity_apply, action_dim: int, num_steps: int):
         def velocity_fn(actions, times):
             v_cond = velocity_net(observations, goals, actions, times)
             v_uncond = velocity_net(observations, goals, actions, times, uncond)
-            return flow.guide(v_cond, v_uncond, w)
+            return cfg(v_cond, v_uncond, w, times)
 
         noise = jax.random.normal(rng, (batch_size, action_dim))  # As in flow.sample_guided: same key, same noise.
         return flow.euler_integrate(velocity_fn, noise, num_steps)

@@ -12,4 +12,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.label_embed_dim = 32  # Width of the 2-entry (∅, positive) label embedding.
     config.time_embed_dim = 16  # Width of the sinusoidal flow-time embedding.
     config.uncond_weight = 0.1  # Weight of the ∅ flow loss (every row) beside the positive one (positive rows).
+    config.guidance_rule = 'cfg'  # How sampling mixes the guided fields (agents/guidance.py RULES; 'cfg': the paper's).
     return config

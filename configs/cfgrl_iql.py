@@ -8,5 +8,6 @@ def get_config() -> ml_collections.ConfigDict:
     config = iql_config()
     config.flow_steps = 16  # Euler steps of the flow sampler.
     config.p_uncond = 0.1  # Probability that the optimality label is dropped to ∅.
+    config.guidance_rule = 'cfg'  # How sampling mixes the guided fields (agents/guidance.py RULES; 'cfg': the paper's).
     config.label_embed_dim = 32  # Width of the 3-entry (∅, o = 0, o = 1) embedding.
     return config

@@ -8,4 +8,5 @@ def get_config() -> ml_collections.ConfigDict:
     config = hierarchical_config()
     config.flow_steps = 16  # Euler steps of both flow samplers.
     config.p_uncond = 0.1  # Condition dropout at each level (its own embedding per level); 0 gives flow HGCBC.
+    config.guidance_rule = 'cfg'  # How sampling mixes the guided fields (agents/guidance.py RULES; 'cfg': the paper's).
     return config

@@ -160,14 +160,21 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
 
 
 def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
-    """Types the flag parser cannot check: tuple elements (`--config.actor_hidden_dims=a,b` parses as ('a,b',))
-    and the agent the config belongs to."""
+    """Types the flag parser cannot check: tuple elements (`--config.actor_hidden_dims=a,b` parses as ('a,b',)),
+    the agent the config belongs to and names that pick from a registry (`guidance_rule`)."""
     from agents import get_config
 
     if config.agent_name != agent:
         raise UsageError(f'config.agent_name is {config.agent_name!r} but --agent is {agent!r}.')
     if config.batch_size < 1:
         raise UsageError(f'config.batch_size must be positive, got {config.batch_size}.')
+    if 'guidance_rule' in config:
+        from agents.guidance import get_rule
+
+        try:
+            get_rule(config.guidance_rule)
+        except ValueError as e:
+            raise UsageError(f'config.guidance_rule: {e}') from None
     for key, default in get_config(agent).items():
         value = config[key]
         if isinstance(default, tuple) and default:

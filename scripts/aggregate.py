@@ -8,17 +8,23 @@ evaluation (summary.json), or with its evaluation at step N (eval.csv) under --s
 are left out, and said so.
 
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
-by (env_name, variant), where the variant names the baseline a config realises (flow BC is gcfbc without goals,
-flow HGCBC is hcfgrl without dropout, AWR carries its 1/β); seeds of a group are averaged. `exorl-*` runs
-(Table 1) are scored by episode return, unscaled: their tables say "return" where OGBench's say "success" (%).
+by environment and by everything else that differs between them, seed aside: only runs whose configs (a key a run
+lacks counts at its agent's default) and flags.json agree are averaged as seeds. A variant's label names the
+baseline its config realises (flow BC is gcfbc without goals, flow HGCBC is hcfgrl without dropout) or its agent,
+then its `label_keys` (AWR's 1/β), then every config key and flag in which it differs from another variant of the
+same name in that environment: `cfgrl(p_uncond=0.2)`, `cfgrl(--dataset_dir=data/v2)`. Flags that do not change
+what a run learns or how it is scored (`SEED_FLAGS`) are no difference, nor is a flag some run of the variant
+never recorded. `exorl-*` runs (Table 1) are scored by episode return, unscaled: their tables say "return" where
+OGBench's say "success" (%).
 """
 import argparse
 import collections
 import csv
+import dataclasses
 import json
 import os
 import sys
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -26,21 +32,80 @@ from agents import AGENTS, get_agent_class, get_config
 from scripts.paper_results import paper_value
 
 UNGUIDED_KEYS = ('none',)
+# flags.json entries in which the seeds of one configuration may differ: which seed it is (seed_<k>/ folders point
+# to their run with part_of_run), what the table groups by anyway (agent, env_name), and how a run is scheduled,
+# stored or run, which leaves what it learns and how it is scored unchanged. Its length (train_steps) and its
+# evaluated weights are no difference either: each run counts at its last evaluation or at --step, shown in the
+# `steps` column, and at the weights every seed evaluated; eval_episodes sets the precision of a score, not what it
+# measures. Every other flag is a difference, a new one included.
+SEED_FLAGS = frozenset({'seed', 'num_seeds', 'part_of_run', 'agent', 'env_name', 'save_dir', 'train_steps',
+                        'log_interval', 'eval_interval', 'save_interval', 'eval_mode', 'eval_workers',
+                        'eval_max_envs', 'video_episodes', 'eval_guidance', 'eval_episodes'})
 
 
-def variant_label(agent: str, config: Mapping) -> str:
-    """The name of the table column a run belongs to: the baseline its config realises (the agent class's
-    `baselines`), else the agent's name with the values of its `label_keys`."""
+def _label_parts(agent: str, config: Mapping) -> Tuple[str, List[str]]:
+    """(the baseline a config realises or the agent's name, ['key=value' of the agent's `label_keys`])."""
     if agent not in AGENTS:
-        return agent
+        return agent, []
     cls, defaults = get_agent_class(agent), get_config(agent)
     for name, overrides in cls.baselines.items():
         if all(config.get(key, defaults.get(key)) == value for key, value in overrides.items()):
-            return name
-    labels = [f'{key}={config.get(key, defaults.get(key)):g}' for key in cls.label_keys]
-    return f'{agent}({", ".join(labels)})' if labels else agent
+            return name, []
+    return agent, [f'{key}={_value_text(config.get(key, defaults.get(key)))}' for key in cls.label_keys]
 
 
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f'{value:g}'
+    if isinstance(value, (list, tuple)):
+        return ','.join(map(_value_text, value))
+    return str(value)
+
+
+def _label(name: str, parts: List[str]) -> str:
+    return f'{name}({", ".join(parts)})' if parts else name
+
+
+def variant_label(agent: str, config: Mapping) -> str:
+    """The name of one run's table column on its own: the baseline its config realises (the agent class's
+    `baselines`), else the agent's name with the values of its `label_keys`. `collect` adds what tells it apart
+    from the other runs."""
+    return _label(*_label_parts(agent, config))
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory's evaluation and what it was trained with (the config completed with its agent's defaults,
+    flags.json as saved)."""
+
+    env: str
+    agent: str
+    config: Dict[str, Any]
+    flags: Dict[str, Any]
+    overall: Dict[str, float]
+    tasks: Dict[str, Dict[str, float]]
+    step: int
+
+
+def variant_labels(runs: List[Run]) -> List[str]:
+    """Each run's variant: runs of one environment and base name (`variant_label`) that differ in a config key or
+    a flag (outside SEED_FLAGS; recorded by all of them) get the differing values in their labels, so equal labels
+    mean equal settings."""
+    families: Dict[Tuple[str, str], List[int]] = collections.defaultdict(list)
+    bases = [_label_parts(run.agent, run.config) for run in runs]
+    for i, (run, (name, parts)) in enumerate(zip(runs, bases)):
+        families[(run.env, _label(name, parts))].append(i)
+    labels = [''] * len(runs)
+    for members in families.values():
+        settings = [{**{k: v for k, v in runs[i].config.items() if k != 'agent_name'},
+                     **{f'--{k}': v for k, v in runs[i].flags.items() if k not in SEED_FLAGS}} for i in members]
+        shared = set.intersection(*(set(s) for s in settings))
+        differing = sorted(k for k in shared if len({json.dumps(s[k], sort_keys=True) for s in settings}) > 1)
+        for i, values in zip(members, settings):
+            name, parts = bases[i]
+            own = {part.split('=')[0] for part in parts}
+            labels[i] = _label(name, parts + [f'{k}={_value_text(values[k])}' for k in differing if k not in own])
+    return labels
 def find_runs(roots: Iterable[str]) -> List[str]:
     """Every folder under `roots` with a summary.json and config.json (re-evaluation subfolders excluded). A
     multi-seed run (main.py --num_seeds) counts through its seed_<k>/ folders, not through its own mean."""
@@ -58,28 +123,32 @@ def _is_seed_mean(folder: str) -> bool:
         return len(json.load(f).get('seeds', ())) > 1
 
 
-def load_run(folder: str, step: Optional[int] = None
-             ) -> Optional[Tuple[str, str, Dict[str, float], Dict[str, Dict[str, float]], int]]:
-    """(env_name, variant, overall success per w, per-task success per w, step) of one run directory, at its last
-    evaluation or at `step` (None if the run has no evaluation at `step`)."""
+def load_run(folder: str, step: Optional[int] = None) -> Optional[Run]:
+    """One run directory at its last evaluation or at `step` (None if the run has no evaluation at `step`)."""
     with open(os.path.join(folder, 'summary.json')) as f:
         summary = json.load(f)
     with open(os.path.join(folder, 'config.json')) as f:
         config = json.load(f)
-    variant = variant_label(summary['agent'], config)
+    flags = {}
+    if os.path.isfile(os.path.join(folder, 'flags.json')):
+        with open(os.path.join(folder, 'flags.json')) as f:
+            flags = json.load(f)
+    agent = summary['agent']
+    if agent in AGENTS:  # A key saved before it existed counts at its default (as --resume reads it).
+        config = {**{k: list(v) if isinstance(v, tuple) else v for k, v in get_config(agent).items()}, **config}
     # ExORL runs score episodes by return (overall_return); they aggregate the same way, unscaled (Cell.scale).
     m = 'return' if any('overall_return' in r for r in summary['guidance'].values()) else 'success'
     if step is None:
         overall = {w: float(r[f'overall_{m}']) for w, r in summary['guidance'].items()}
         tasks = {w: {t: float(s) for t, s in r[f'task_{m}'].items()} for w, r in summary['guidance'].items()}
-        return summary['env_name'], variant, overall, tasks, int(summary['step'])
+        return Run(summary['env_name'], agent, config, flags, overall, tasks, int(summary['step']))
     with open(os.path.join(folder, 'eval.csv')) as f:
         rows = [r for r in csv.DictReader(f) if int(r['step']) == step]
     if not rows:
         return None
     overall = {r['guidance']: float(r[f'overall_{m}']) for r in rows}
     tasks = {r['guidance']: {k: float(v) for k, v in r.items() if k.startswith('task')} for r in rows}
-    return summary['env_name'], variant, overall, tasks, step
+    return Run(summary['env_name'], agent, config, flags, overall, tasks, step)
 
 
 class Cell:
@@ -106,18 +175,21 @@ class Cell:
 
 
 def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[str, str], Cell]:
-    cells: Dict[Tuple[str, str], Cell] = collections.defaultdict(Cell)
+    """The table's cells, (env, variant) -> its seeds: runs are seeds of one cell only when every setting agrees."""
+    runs = []
     for folder in folders:
         run = load_run(folder, step)
         if run is None:
             print(f'left out (no evaluation at step {step}): {folder}', file=sys.stderr)
             continue
-        env, variant, overall, tasks, step_done = run
-        cell = cells[(env, variant)]
-        cell.scale = 1 if env.startswith('exorl-') else 100
-        cell.per_seed.append(overall)
-        cell.tasks.append(tasks)
-        cell.steps.append(step_done)
+        runs.append(run)
+    cells: Dict[Tuple[str, str], Cell] = collections.defaultdict(Cell)
+    for run, variant in zip(runs, variant_labels(runs)):
+        cell = cells[(run.env, variant)]
+        cell.scale = 1 if run.env.startswith('exorl-') else 100
+        cell.per_seed.append(run.overall)
+        cell.tasks.append(run.tasks)
+        cell.steps.append(run.step)
     return dict(cells)
 
 

@@ -196,3 +196,28 @@ def test_a_registered_agent_is_picked_up_by_tests_sweeps_and_aggregation(monkeyp
     assert is_guided('toy') and not is_guided('toy', {'p_uncond': 0.0})
     assert variant_label('toy', {'p_uncond': 0.0}) == 'toy_nodrop' and variant_label('toy', {}) == 'toy'
     assert 'toy' not in pixel_agents() and 'cfgrl' in pixel_agents()
+
+
+def test_a_registered_agent_sets_or_inherits_on_purpose_each_capability(monkeypatch):
+    from agents.base import CAPABILITIES
+    from tests.toy_agent import ToyAgent
+
+    monkeypatch.setitem(AGENTS, 'copied', ('tests.toy_agent:CopiedToyAgent', 'tests.toy_agent'))
+    with pytest.raises(TypeError, match='CopiedToyAgent: supports_pixels, single_task, baselines, label_keys, '
+                                        'w1_label, guided_by neither set in the class body nor named in its'):
+        get_agent_class('copied')
+    with pytest.raises(TypeError, match='CopiedToyAgent'):
+        variants()  # Every user of the registry goes through get_agent_class.
+
+    class OnPurpose(ToyAgent):
+        inherits = CAPABILITIES
+
+    OnPurpose.check_capabilities()
+    assert OnPurpose.baselines == ToyAgent.baselines
+
+    class Muddled(ToyAgent):
+        baselines = {}
+        inherits = ('baselines', 'pixels') + tuple(c for c in CAPABILITIES if c != 'baselines')
+
+    with pytest.raises(TypeError, match=r"names \['pixels'\], which are not capabilities.*\['baselines'\] are both"):
+        Muddled.check_capabilities()

@@ -94,3 +94,34 @@ def test_exorl_runs_are_tabled_as_returns_unscaled(tmp_path):
     assert gain_table(cells).splitlines()[2] == '| exorl-walker-stand | cfgrl_exorl | 2 | +100 ± 20 (2/2 up) |'
     _run(tmp_path, 'p0', 'pointmaze-large-navigate-oraclerep-v0', 'cfgrl', {'p_uncond': 0.1}, {'1': 0.5})
     assert metric(collect(find_runs([str(tmp_path)]))) == 'score'  # A mix says neither.
+
+
+def test_configs_differing_in_a_key_no_agent_lists_are_never_averaged_as_seeds(tmp_path):
+    env = 'pointmaze-large-navigate-oraclerep-v0'
+    for p, scores in (('0.1', (0.2, 0.4)), ('0.2', (0.6, 0.8))):
+        for seed, s in enumerate(scores):
+            _run(tmp_path, f'p{p}/s{seed}', env, 'cfgrl', {'p_uncond': float(p)}, {'1': s, '3': s})
+    cells = collect(find_runs([str(tmp_path)]))
+    assert set(cells) == {(env, 'cfgrl(p_uncond=0.1)'), (env, 'cfgrl(p_uncond=0.2)')}
+    assert cells[(env, 'cfgrl(p_uncond=0.1)')].stats('3') == (30.0, 10.0)
+    assert cells[(env, 'cfgrl(p_uncond=0.2)')].stats('3') == (70.0, 10.0)
+    row = next(line for line in table(cells).splitlines() if 'p_uncond=0.2' in line)
+    assert row == f'| {env} | cfgrl(p_uncond=0.2) | 2 | 1000 | 1 | 70 ± 10 | 70 ± 10 | 77 |'  # The paper's CFGRL.
+
+
+def test_flags_split_runs_unless_they_only_say_which_seed_or_how_it_ran(tmp_path):
+    env = 'cube-single-play-oraclerep-v0'
+    flags = {'agent': 'cfgrl', 'env_name': env, 'dataset_dir': None, 'eval_tasks': ['1', '2'], 'train_steps': 1000}
+    runs = {'a0': {**flags, 'seed': 0}, 'a1': {**flags, 'seed': 1, 'train_steps': 2000, 'save_dir': 'elsewhere'},
+            'b0': {**flags, 'seed': 0, 'dataset_dir': 'data/v2'}}
+    for name, run_flags in runs.items():
+        _run(tmp_path, name, env, 'cfgrl', {'p_uncond': 0.1, 'guidance_rule': 'cfg'}, {'1': 0.5})
+        (tmp_path / name / 'flags.json').write_text(json.dumps(run_flags))
+    # A run saved before a config key existed (here guidance_rule) and before a flag existed (eval_tasks): the key
+    # counts at its default, and a flag some run lacks tells no run apart.
+    _run(tmp_path, 'old', env, 'cfgrl', {'p_uncond': 0.1}, {'1': 0.5})  # No guidance_rule.
+    (tmp_path / 'old' / 'flags.json').write_text(json.dumps({'agent': 'cfgrl', 'env_name': env, 'seed': 2,
+                                                             'dataset_dir': None}))
+    cells = collect(find_runs([str(tmp_path)]))
+    assert {variant: len(cell.per_seed) for (_, variant), cell in cells.items()} == {
+        'cfgrl(--dataset_dir=None)': 3, 'cfgrl(--dataset_dir=data/v2)': 1}

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents import flow
+from agents import flow, guidance
 
 
 def test_interpolation_target_and_loss_hand_computed():
@@ -40,10 +40,10 @@ def test_euler_uses_left_endpoint_times():
 
 
 def test_guidance_identities():
-    v_c, v_u = jnp.array([[1.0, 2.0]]), jnp.array([[-1.0, 0.5]])
-    np.testing.assert_allclose(flow.guide(v_c, v_u, 0.0), v_u)
-    np.testing.assert_allclose(flow.guide(v_c, v_u, 1.0), v_c)
-    np.testing.assert_allclose(flow.guide(v_c, v_u, 3.0), v_u + 3 * (v_c - v_u))
+    v_c, v_u, t = jnp.array([[1.0, 2.0]]), jnp.array([[-1.0, 0.5]]), jnp.array([[0.5]])
+    np.testing.assert_allclose(guidance.cfg(v_c, v_u, 0.0, t), v_u)
+    np.testing.assert_allclose(guidance.cfg(v_c, v_u, 1.0, t), v_c)
+    np.testing.assert_allclose(guidance.cfg(v_c, v_u, 3.0, t), v_u + 3 * (v_c - v_u))
 
 
 def test_fused_pass_equals_two_separate_passes():
@@ -66,7 +66,7 @@ def test_sampler_takes_the_guidance_rule_as_an_argument():
 
     obs, conds, rng = jnp.zeros((4, 2)), jnp.zeros((4, 1)), jax.random.PRNGKey(0)
     cfg = flow.sample_guided(net, obs, conds, 2.0, rng, 3, 4)  # v = -1 + 2·(1 − (−1)) = 3 per unit time.
-    cond_only = flow.sample_guided(net, obs, conds, 2.0, rng, 3, 4, rule=lambda v_c, v_u, w: v_c)
+    cond_only = flow.sample_guided(net, obs, conds, 2.0, rng, 3, 4, rule=lambda v_c, v_u, w, t: v_c)
     noise = jax.random.normal(rng, (4, 3))
     np.testing.assert_allclose(cfg, noise + 3.0, rtol=1e-6)
     np.testing.assert_allclose(cond_only, noise + 1.0, rtol=1e-6)
