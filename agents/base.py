@@ -80,10 +80,10 @@ def init_network(seed: int, modules: Dict[str, nn.Module], example_inputs: Dict[
 def polyak_update(network: TrainState, tau: float, source: str = 'critic', target: str = 'target_critic'
                   ) -> TrainState:
     """`network` with its `target` module moved toward its `source` module by Polyak averaging:
-    target ← τ·source + (1 − τ)·target. The target-network update of every agent with one (IQL, SAC, RND-DDPG)."""
+    target ← τ·source + (1 − τ)·target (optax.incremental_update, which the ExORL collector's agent calls too)."""
     params = dict(network.params)
-    params[f'modules_{target}'] = jax.tree.map(lambda s, t: tau * s + (1 - tau) * t, params[f'modules_{source}'],
-                                               params[f'modules_{target}'])
+    params[f'modules_{target}'] = optax.incremental_update(params[f'modules_{source}'], params[f'modules_{target}'],
+                                                           tau)
     return network.replace(params=params)
 
 

@@ -23,8 +23,8 @@ def command(agent: str, env: str, seed: int, overrides: Dict, guidance=tasks.GUI
             num_seeds: int = 1) -> str:
     parts = ['python main.py', f'--agent={agent}', f'--env_name={env}', f'--seed={seed}',
              f'--train_steps={scale["train_steps"]}', f'--eval_interval={scale["eval_interval"]}',
-             f'--save_interval={scale.get("save_interval", scale["eval_interval"])}', f'--eval_episodes={scale["eval_episodes"]}',
-             f'--config.batch_size={scale["batch_size"]}']
+             f'--save_interval={scale.get("save_interval", scale["eval_interval"])}',
+             f'--eval_episodes={scale["eval_episodes"]}', f'--config.batch_size={scale["batch_size"]}']
     if num_seeds > 1:
         parts.append(f'--num_seeds={num_seeds}')
     if guidance:
