@@ -125,3 +125,27 @@ def test_flags_split_runs_unless_they_only_say_which_seed_or_how_it_ran(tmp_path
     cells = collect(find_runs([str(tmp_path)]))
     assert {variant: len(cell.per_seed) for (_, variant), cell in cells.items()} == {
         'cfgrl(--dataset_dir=None)': 3, 'cfgrl(--dataset_dir=data/v2)': 1}
+
+
+def test_curves_follow_each_variant_and_weight_over_steps(tmp_path):
+    from scripts import curves
+
+    env = 'pointmaze-large-navigate-oraclerep-v0'
+    runs = {'c0': ('cfgrl', {'p_uncond': 0.1}, {100: {'1': 0.2, '3': 0.4}, 200: {'1': 0.4, '3': 0.8}}),
+            'c1': ('cfgrl', {'p_uncond': 0.1}, {100: {'1': 0.4, '3': 0.6}}),  # Still running: one evaluation so far.
+            'g0': ('gcfbc', {'use_goals': True}, {100: {'none': 0.3}, 200: {'none': 0.5}})}
+    for name, (agent, config, evals) in runs.items():
+        last = evals[max(evals)]
+        _run(tmp_path, name, env, agent, config, last, step=max(evals))
+        lines = ['step,guidance,overall_success,task1,task2']
+        lines += [f'{step},{w},{s},{s},{s}' for step, ws in evals.items() for w, s in ws.items()]
+        (tmp_path / name / 'eval.csv').write_text('\n'.join(lines) + '\n')
+    data, name = curves.curves(find_runs([str(tmp_path)]))
+    assert name == 'success'
+    assert data[(env, 'cfgrl', '3')] == {100: (50.0, 10.0, 2), 200: (80.0, 0.0, 1)}
+    assert data[(env, 'gcfbc', 'none')] == {100: (30.0, 0.0, 1), 200: (50.0, 0.0, 1)}
+    text = curves.table(data, name)
+    assert '| variant | 100 | 200 |' in text and '| cfgrl, w = 3 | 50 ± 10 | 80 ± 0 |' in text
+    assert '| gcfbc | 30 ± 0 | 50 ± 0 |' in text
+    curves.main([str(tmp_path), '--figures', str(tmp_path / 'fig')])
+    assert (tmp_path / 'fig' / f'{env}_curves.png').stat().st_size > 1000
