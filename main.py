@@ -24,7 +24,7 @@ from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.rollout import EVAL_MODES
 from experiment import cli, faults, session
-from experiment.checkpoints import Checkpointer, CheckpointMismatch
+from experiment.checkpoints import CheckpointDamaged, Checkpointer, CheckpointMismatch
 from experiment.lock import RunLock, RunLockedError
 from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
@@ -88,7 +88,8 @@ def main(_):
         mesh = session.training_mesh(settings, config)
         if run is not None and primary:
             RunLock(run.path).acquire()  # Held until this process exits.
-    except (cli.UsageError, FileNotFoundError, PermissionError, RunLockedError, CheckpointMismatch) as e:
+    except (cli.UsageError, FileNotFoundError, PermissionError, RunLockedError, CheckpointMismatch,
+            CheckpointDamaged) as e:
         cli.fail(str(e))
     sys.exit(_or_write_fault(train, settings, explicit, config, run, notes, mesh, primary))
 
@@ -114,12 +115,15 @@ def train(settings, explicit, config, run, notes, mesh, primary) -> int:
     _CURRENT['run'] = run
     checkpointer = Checkpointer(run.checkpoint_dir)
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
-    if checkpointer.latest_step() is not None:
-        try:
-            agent, sampler_rng, step = checkpointer.restore(agent)
-        except CheckpointMismatch as e:
-            cli.fail(str(e))
-        print(f'Resuming {run.path} from step {step}.')
+    latest = checkpointer.latest_step()
+    try:  # The newest checkpoint that reads and matches its digest; damaged ones are reported and set aside.
+        found, restored = checkpointer.newest_intact(agent, set_aside=primary and jax.process_count() == 1)
+    except (CheckpointMismatch, CheckpointDamaged) as e:
+        cli.fail(str(e))
+    if found is not None:
+        agent, sampler_rng, step = restored
+        print(f'Resuming {run.path} from step {step}'
+              + ('.' if step == latest else ', the newest intact checkpoint.'), flush=True)
     if primary:
         run.record_session(cli.recorded(settings), cli.config_to_dict(config), step, notes)
 

@@ -26,7 +26,7 @@ from evaluation.rollout import (
     stacked_cpu_policy,
 )
 from experiment import cli, faults, restore
-from experiment.checkpoints import Checkpointer, locate_checkpoint
+from experiment.checkpoints import CheckpointDamaged, Checkpointer, locate_checkpoint
 from experiment.loop import EXIT_OK, NonFiniteMetric
 from experiment.run_dir import RunDir
 
@@ -55,10 +55,16 @@ def check_shapes(run: RunDir, settings: cli.Settings, config: ml_collections.Con
     if not os.path.isdir(run.checkpoint_dir):
         return
     checkpointer = Checkpointer(run.checkpoint_dir, create=False)
-    if checkpointer.latest_step() is None:
-        return
-    saved = checkpointer.array_shapes()
+    saved = None
+    for step in reversed(checkpointer.all_steps()):  # The newest whose metadata reads (damage is found later).
+        try:
+            saved = checkpointer.array_shapes(step)
+            break
+        except CheckpointDamaged:
+            continue
     checkpointer.close()
+    if saved is None:
+        return
     example = example_batch(settings.env_name, config)
     agent = jax.eval_shape(lambda: create_agent(settings.agent, settings.seeds, example, config))
     leaves = jax.tree_util.tree_leaves_with_path({'agent': flax.serialization.to_state_dict(agent)})
