@@ -405,3 +405,88 @@ def test_a_second_ctrl_c_before_any_checkpoint_says_none_exists(tmp_path, capsys
         pytest.fail('a second Ctrl-C escaped the training loop')
     assert status == EXIT_INTERRUPTED
     assert f'Aborted. Last checkpoint: none (--resume={tmp_path} would start from step 0).' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Dataset generation: a full disk and stopping signals end in one line, no worker outlives it, nothing is left.
+# ------------------------------------------------------------------------------------------------------------------
+def last_lines(stderr):
+    """stderr without tqdm's progress bars."""
+    return [line for line in stderr.replace('\r', '\n').splitlines() if line.strip() and 'ep/s' not in line
+            and not line.startswith(ENV)]
+
+
+@needs_mounts
+@pytest.mark.parametrize('size,stage', [('48k', '.shards/'), ('120k', '.partial')])
+def test_disk_full_during_generation_is_one_line_at_either_stage(tmp_path, size, stage):
+    full = tmp_path / 'full'
+    full.mkdir()
+    command = (f"mount -t tmpfs -o size={size} tmpfs '{full}' && '{sys.executable}' -m datasets.generate "
+               f"--dataset={ENV} --num_episodes=4 --episode_length=201 --dataset_dir='{full}/data' --workers=2; "
+               f"echo rc=$?; find '{full}/data' -mindepth 1 | sed 's/^/LEFT /'")
+    result = subprocess.run(['unshare', '-r', '-m', 'sh', '-c', command], cwd=REPO, env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert 'rc=74' in result.stdout, result.stderr[-2000:]
+    lines = last_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith('error: no space left on the device at '), lines
+    assert stage in lines[0] and 'temporary files were removed' in lines[0]
+    assert 'LEFT ' not in result.stdout
+
+
+def _children(pid):
+    return [int(p) for p in Path(f'/proc/{pid}/task/{pid}/children').read_text().split()]
+
+
+def _gone(pid, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if Path(f'/proc/{pid}/stat').read_text().split(')')[-1].split()[0] in 'ZX':
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start_generation(folder, workers=2):
+    proc = subprocess.Popen([sys.executable, '-m', 'datasets.generate', f'--dataset={ENV}', '--num_episodes=400',
+                             f'--dataset_dir={folder}', f'--workers={workers}'], cwd=REPO, env=_env(folder),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(folder.glob('*.shards/episodes_*')):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_generation_says_so_ends_its_workers_and_leaves_nothing(tmp_path, signum, status):
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    proc = start_generation(folder)
+    try:
+        workers = _children(proc.pid)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, err[-2000:]
+    name = 'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'
+    assert last_lines(err) == [f'error: generation stopped by {name}; no dataset file was written and the '
+                               'temporary files were removed.'], err[-2000:]
+    assert workers and all(_gone(pid) for pid in workers)
+    assert not list(folder.iterdir())  # Shards and partial files removed.
+
+
+def test_generation_workers_end_with_a_killed_parent(tmp_path):
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    proc = start_generation(folder)
+    try:
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert workers and all(_gone(pid) for pid in workers)  # None keeps writing into the leftover folder.
