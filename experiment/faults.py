@@ -76,6 +76,11 @@ def report_thread_faults() -> None:
 # ------------------------------------------------------------------------------------------------------------------
 # Signals outside the training loop's safe points (which experiment.loop.GracefulStop handles).
 # ------------------------------------------------------------------------------------------------------------------
+# main.py's exit status for each stopping signal, as experiment.loop's: SIGTERM and SIGUSR1 (a cluster's preemption
+# or time limit) ask the launcher to requeue (75, sysexits' EX_TEMPFAIL); Ctrl-C is 130.
+MAIN_SIGNAL_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 75, signal.SIGUSR1: 75}
+
+
 class Interrupted(BaseException):
     """A stopping signal, raised in the main thread (a BaseException, so `except Exception` does not swallow it)."""
 
