@@ -4,9 +4,10 @@ A checkpoint `<run>/checkpoints/<step>/` has three items: `state` (the agent's p
 as flax's state dict, plus the sampler's RNG; for --num_seeds > 1 every array has a leading seed axis), `meta`
 (JSON: step, agent, env_name, seed and the agent's config, so that a checkpoint alone can be re-evaluated) and
 `digest` (JSON: the SHA-256, shape and dtype of every array, computed on the host from the arrays written, and the
-SHA-256 of `meta`). Saves are synchronous: orbax writes into a temporary folder and renames it when complete, so a
-run killed mid-save (even with SIGKILL) leaves only complete checkpoints behind, and the next manager ignores and
-cleans up the leftovers.
+SHA-256 of `meta`; once the checkpoint is committed, also `files.json`, the SHA-256 of each file of `state`, which
+names the file that damage is in). Saves are synchronous: orbax writes into a temporary folder and renames it when
+complete, so a run killed mid-save (even with SIGKILL) leaves only complete checkpoints behind, and the next manager
+ignores and cleans up the leftovers.
 
 Integrity: a restore verifies the digest. A checkpoint that cannot be read or does not match its digest raises
 CheckpointDamaged naming the step and the file; `--resume` and `--eval_only` of a run take the newest intact
@@ -138,9 +139,14 @@ class Checkpointer:
                 with open(path, 'rb') as f:
                     files[os.path.relpath(path, state_dir)] = hashlib.sha256(f.read()).hexdigest()
         target = self._path(step, DIGEST_ITEM, FILES)
-        with open(target + '.tmp', 'w') as f:
-            json.dump(files, f, indent=0, sort_keys=True)
-        os.replace(target + '.tmp', target)
+        try:
+            with open(target + '.tmp', 'w') as f:
+                json.dump(files, f, indent=0, sort_keys=True)
+            os.replace(target + '.tmp', target)
+        except BaseException:
+            if os.path.exists(target + '.tmp'):
+                os.remove(target + '.tmp')
+            raise
 
     def _changed_file(self, step: int) -> Optional[str]:
         """The first file of `state` that differs from (or is missing in) `digest/files.json`, if it is known."""
