@@ -487,9 +487,13 @@ def test_generation_workers_end_with_a_killed_parent(tmp_path):
         workers = _children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        (shards,) = folder.glob('*.shards')
+        blocks = sorted(shards.iterdir())
     finally:
         proc.kill()
-    assert workers and all(_gone(pid) for pid in workers)  # None keeps writing into the leftover folder.
+    assert workers and all(_gone(pid, timeout=1) for pid in workers)  # At once, not after their current block...
+    time.sleep(2)
+    assert sorted(shards.iterdir()) == blocks  # ...so none writes into the leftover folder after its parent died.
 
 
 # ------------------------------------------------------------------------------------------------------------------
