@@ -9,10 +9,12 @@ TINY = ['--agent=cfgrl', '--train_steps=10', '--log_interval=10', '--eval_interv
 
 
 def every_config():
-    """(name, config) of every registered agent at its defaults, each baseline and its exorl-* overrides, and the
-    other configs of configs/ (the ant expert's SAC)."""
+    """(name, config) of every registered agent at its defaults, each baseline and its exorl-* overrides, and every
+    other module of configs/ with a get_config (e.g. the ant expert's SAC)."""
     import importlib
+    import pkgutil
 
+    import configs
     from agents import get_config, variants
     from configs.exorl import apply_env_overrides
 
@@ -21,7 +23,10 @@ def every_config():
         config.update(overrides)
         yield f'{name} {overrides or ""}', config
         yield f'{name} on exorl', apply_env_overrides(get_config(name), 'exorl-walker-walk')
-    yield 'sac', importlib.import_module('configs.sac').get_config()
+    for module in pkgutil.iter_modules(configs.__path__):
+        get = getattr(importlib.import_module(f'configs.{module.name}'), 'get_config', None)
+        if get is not None:
+            yield f'configs.{module.name}', get()
 
 
 def test_every_key_of_every_agents_config_has_a_check():
