@@ -11,6 +11,8 @@ import os
 import shutil
 import sys
 
+import experiment.startup  # noqa: F401  (first: a stopping signal during the imports below is one line)
+
 os.environ.setdefault('MUJOCO_GL', 'egl')  # Headless rendering (videos); must be set before mujoco is imported.
 
 import jax
@@ -24,7 +26,7 @@ from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.rollout import EVAL_MODES
 from experiment import cli, faults, session
-from experiment.checkpoints import Checkpointer, CheckpointMismatch
+from experiment.checkpoints import CheckpointDamaged, Checkpointer, CheckpointMismatch
 from experiment.lock import RunLock, RunLockedError
 from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
@@ -75,6 +77,7 @@ def main(_):
     if not FLAGS['verbosity'].present:  # absl.app defaults to INFO, and orbax logs every save at INFO.
         logging.set_verbosity(logging.WARNING)
     faults.report_thread_faults()
+    faults.stop_on_signals(faults.MAIN_SIGNAL_STATUS)  # Raises faults.Interrupted from here on (cleanup, one line).
     settings, explicit = cli.settings_from_flags(FLAGS)
     config = FLAGS.config
     if settings.distributed:  # Before JAX touches a device.
@@ -88,8 +91,12 @@ def main(_):
         mesh = session.training_mesh(settings, config)
         if run is not None and primary:
             RunLock(run.path).acquire()  # Held until this process exits.
-    except (cli.UsageError, FileNotFoundError, PermissionError, RunLockedError, CheckpointMismatch) as e:
+    except (cli.UsageError, FileNotFoundError, PermissionError, RunLockedError, CheckpointMismatch,
+            CheckpointDamaged) as e:
         cli.fail(str(e))
+    except faults.Interrupted as e:
+        print(f'error: stopped by {e.name} before training started; nothing was changed.', file=sys.stderr)
+        sys.exit(e.status)
     sys.exit(_or_write_fault(train, settings, explicit, config, run, notes, mesh, primary))
 
 
@@ -106,20 +113,24 @@ def train(settings, explicit, config, run, notes, mesh, primary) -> int:
     example = jax.tree.map(np.asarray, sample_goal_batch(data, jax.random.PRNGKey(settings.seed), sampling))
     agent = session.create_agent(settings.agent, settings.seeds, example, config)
 
+    _CURRENT['run'] = run
     if run is None:
         run = session.new_run_dir(settings)
+        _CURRENT['run'] = run
         if primary:
+            _CURRENT['new_run'] = run  # Before anything is written in it (its lock): a fault removes it.
             RunLock(run.path).acquire()  # Held until this process exits.
-            _CURRENT['new_run'] = run
-    _CURRENT['run'] = run
     checkpointer = Checkpointer(run.checkpoint_dir)
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
-    if checkpointer.latest_step() is not None:
-        try:
-            agent, sampler_rng, step = checkpointer.restore(agent)
-        except CheckpointMismatch as e:
-            cli.fail(str(e))
-        print(f'Resuming {run.path} from step {step}.')
+    latest = checkpointer.latest_step()
+    try:  # The newest checkpoint that reads and matches its digest; damaged ones are reported and set aside.
+        found, restored = checkpointer.newest_intact(agent, set_aside=primary and jax.process_count() == 1)
+    except (CheckpointMismatch, CheckpointDamaged) as e:
+        cli.fail(str(e))
+    if found is not None:
+        agent, sampler_rng, step = restored
+        print(f'Resuming {run.path} from step {step}'
+              + ('.' if step == latest else ', the newest intact checkpoint.'), flush=True)
     if primary:
         run.record_session(cli.recorded(settings), cli.config_to_dict(config), step, notes)
 
@@ -144,29 +155,33 @@ _CURRENT = {}  # The run directory being written ('run'), and 'new_run' if this 
 
 
 def _or_write_fault(fn, *args) -> int:
-    """fn(*args), or one line and exit status 74 when a write fails (disk full, read-only): what failed, what is kept
-    and how to continue. A new run directory without a checkpoint is removed, as it holds nothing to resume."""
+    """fn(*args), or one line and exit status 74 when a write fails (disk full, read-only), or the signal's status
+    when a stopping signal arrives outside the training loop: what failed, what is kept and how to continue. A new
+    run directory without a checkpoint is removed, as it holds nothing to resume."""
     try:
         return fn(*args)
+    except faults.Interrupted as e:
+        fault, status, fix = f'stopped by {e.name}', e.status, ''
     except Exception as e:  # noqa: BLE001  (anything that is not a write fault is re-raised)
-        fault = faults.write_fault(e)
+        fault, status, fix = faults.write_fault(e), faults.EXIT_WRITE_FAULT, 'free space and '
         if fault is None:
             raise
     run = _CURRENT.get('run')
     latest = Checkpointer(run.checkpoint_dir, create=False).latest_step() if run and os.path.isdir(
         run.checkpoint_dir) else None
     if run is None:
-        advice = 'no run directory was made; free space (or choose other folders) and run again.'
+        advice = ('no run directory was made; '
+                  + ('free space (or choose other folders) and run again.' if fix else 'run again.'))
     elif latest is None and _CURRENT.get('new_run') is run:
         shutil.rmtree(run.path, ignore_errors=True)
-        advice = f'the new run directory {run.path} held no checkpoint and was removed; free space and run again.'
+        advice = f'the new run directory {run.path} held no checkpoint and was removed; {fix}run again.'
     else:
         kept = f'its last checkpoint is step {latest}' if latest is not None else 'it has no checkpoint yet'
-        advice = f'{run.path} is intact ({kept}); free space and continue with --resume={run.path}'
+        advice = f'{run.path} is intact ({kept}); {fix}continue with --resume={run.path}'
     print(f'error: {fault}; {advice}', file=sys.stderr, flush=True)
     sys.stdout.flush()
     # Exit at once: TensorBoard's writer would retry its flush at exit and in its thread, each with a traceback.
-    os._exit(faults.EXIT_WRITE_FAULT)
+    os._exit(status)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -68,6 +69,7 @@ from datasets.recipes import (
     vertex_cells,
 )
 from datasets.seeding import EpisodeRngs, episode_rngs, legacy_global_seed  # noqa: F401
+from experiment import faults
 
 __all__ = ['REGENERABLE', 'base_dataset_name', 'ensure_dataset', 'generate', 'check_npz_file',
            'CorruptDatasetError', 'DatasetUnavailableError', 'UnknownDatasetError']
@@ -293,8 +295,24 @@ def collect_block(block: Block) -> Block:
         episodes = [collector.episode(block.seed, i) for i in range(block.start, block.stop)]
     os.makedirs(block.folder)
     for key in episodes[0]:
-        np.save(os.path.join(block.folder, f'{key}.npy'), np.concatenate([e[key] for e in episodes]))
+        path = os.path.join(block.folder, f'{key}.npy')
+        with _naming(path):
+            np.save(path, np.concatenate([e[key] for e in episodes]))
     return block
+
+
+class _naming:
+    """Adds `path` to an OSError raised without a file name (a failed write through numpy or zipfile)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if isinstance(error, OSError) and not error.filename and error.errno:
+            raise OSError(error.errno, error.strerror, self.path) from error
 
 
 def plan_blocks(recipe: Recipe, seed: int, start: int, stop: int, workers: int, shard_dir: str) -> List[Block]:
@@ -314,7 +332,7 @@ def write_npz(path: str, folders: Sequence[str]) -> None:
     data so that memory holds one shard, and stamps a fixed time so that the bytes depend on the data only.
     """
     keys = [k for k in KEYS if os.path.exists(os.path.join(folders[0], f'{k}.npy'))]
-    with zipfile.ZipFile(path, mode='w', compression=zipfile.ZIP_DEFLATED) as zf:
+    with _naming(path), zipfile.ZipFile(path, mode='w', compression=zipfile.ZIP_DEFLATED) as zf:
         for key in keys:
             shards = [os.path.join(folder, f'{key}.npy') for folder in folders]
             headers = []
@@ -376,7 +394,8 @@ def _run_blocks(blocks: List[Block], workers: int, progress: bool) -> None:
                 _release_collector()  # The caller (a training run) should not keep a simulator around.
             return
         # spawn, not fork: the caller may have JAX (multithreaded) loaded, and forking it can deadlock.
-        with multiprocessing.get_context('spawn').Pool(workers) as pool:
+        # Workers leave Ctrl-C to this process and end with it, however it ends; leaving the block terminates them.
+        with multiprocessing.get_context('spawn').Pool(workers, initializer=faults.end_with_parent) as pool:
             for block in pool.imap_unordered(collect_block, blocks):
                 bar.update(block.stop - block.start)
 
@@ -484,11 +503,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument('--expert_path', default=None,
                         help=f'ant mazes: the walking expert (default: the shipped {expert.SHIPPED_ANT})')
     args = parser.parse_args(argv)
+    # SIGINT / SIGTERM: the workers are stopped, the temporary files removed, and one line says so.
+    faults.stop_on_signals({signal.SIGINT: 130, signal.SIGTERM: 143})
+    cleaned = 'no dataset file was written and the temporary files were removed'
     try:
+        faults.check_writable(resolve_dataset_dir(args.dataset_dir), '--dataset_dir')
         train, val = generate(args.dataset, args.num_episodes, args.episode_length, args.dataset_dir, args.seed,
                               args.workers, args.overwrite, expert_path=args.expert_path)
-    except (UnknownDatasetError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except faults.Interrupted as e:
+        parser.exit(e.status, f'error: generation stopped by {e.name}; {cleaned}.\n')
+    except (UnknownDatasetError, FileExistsError, FileNotFoundError, PermissionError, ValueError) as e:
         parser.exit(2, f'error: {e}\n')
+    except Exception as e:  # noqa: BLE001  (anything that is not a write fault is re-raised)
+        fault = faults.write_fault(e)
+        if fault is None:
+            raise
+        parser.exit(faults.EXIT_WRITE_FAULT, f'error: {fault}; {cleaned}; free space (or choose another '
+                                             '--dataset_dir) and run again.\n')
     for path in (train, val):
         print(f'{path}: {_format_size(os.path.getsize(path))}')
 

@@ -126,9 +126,13 @@ def _serve(conn) -> None:
         if command == 'close':
             break
         try:
-            conn.send(('ok', commands[command](*args)))
+            answer = ('ok', commands[command](*args))
         except Exception:  # Reported to the parent, which raises it.
-            conn.send(('error', traceback.format_exc()))
+            answer = ('error', traceback.format_exc())
+        try:
+            conn.send(answer)
+        except OSError:  # The parent stopped mid-command (a signal) and closed its end: exit quietly.
+            break
     local.close()
 
 

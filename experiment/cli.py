@@ -8,6 +8,7 @@ The config flag's defaults depend on the other flags, so absl parses twice (`par
 Tuples are comma lists: `--config.actor_hidden_dims=256,256,256`; one width is `--config.actor_hidden_dims=256`.
 """
 import dataclasses
+import math
 import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -161,20 +162,13 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
 
 def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
     """Types the flag parser cannot check: tuple elements (`--config.actor_hidden_dims=a,b` parses as ('a,b',)),
-    the agent the config belongs to and names that pick from a registry (`guidance_rule`)."""
+    the agent the config belongs to and every key's valid range (configs/checks.py)."""
     from agents import get_config
 
     if config.agent_name != agent:
         raise UsageError(f'config.agent_name is {config.agent_name!r} but --agent is {agent!r}.')
     if config.batch_size < 1:
         raise UsageError(f'config.batch_size must be positive, got {config.batch_size}.')
-    if 'guidance_rule' in config:
-        from agents.guidance import get_rule
-
-        try:
-            get_rule(config.guidance_rule)
-        except ValueError as e:
-            raise UsageError(f'config.guidance_rule: {e}') from None
     for key, default in get_config(agent).items():
         value = config[key]
         if isinstance(default, tuple) and default:
@@ -184,6 +178,12 @@ def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
                 raise UsageError(f'config.{key} must be a non-empty tuple of {kind.__name__}'
                                  f'{" > 0" * (kind is int)}, e.g. --config.{key}={",".join(map(str, default))}; '
                                  f'got {value!r}.')
+    from configs.checks import ConfigValueError, check_values
+
+    try:  # Every key's valid range, declared once in configs/checks.py.
+        check_values(config)
+    except ConfigValueError as e:
+        raise UsageError(str(e)) from None
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -268,4 +268,6 @@ def guidance_weights(settings: Settings, guided: bool, explicit: Set[str] = froz
         raise UsageError(f'--eval_guidance must be numbers, got {settings.eval_guidance}.') from None
     if not weights or len(set(weights)) != len(weights):
         raise UsageError(f'--eval_guidance must be distinct numbers, got {settings.eval_guidance}.')
+    if not all(math.isfinite(w) for w in weights):
+        raise UsageError(f'--eval_guidance must be finite numbers (guidance weights), got {settings.eval_guidance}.')
     return weights

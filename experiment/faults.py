@@ -1,4 +1,5 @@
-"""Write faults (disk full, read-only or forbidden place) as one line instead of a screen of tracebacks.
+"""Write faults (disk full, read-only or forbidden place) and stopping signals as one line instead of a screen of
+tracebacks.
 
 Orbax (through TensorStore) reports a full disk as an exception whose text holds RESOURCE_EXHAUSTED or the
 operating system's message rather than as an OSError, so faults are recognised by errno and by message.
@@ -6,10 +7,11 @@ operating system's message rather than as an OSError, so faults are recognised b
 import errno
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
-from typing import Optional
+from typing import Dict, Optional
 
 EXIT_WRITE_FAULT = 74  # sysexits' EX_IOERR.
 _FAULTS = {  # errno -> what the user sees.
@@ -38,7 +40,8 @@ def write_fault(exc: BaseException) -> Optional[str]:
             if needle in text:
                 path = re.search(r'(/[^\s"\'{}:,]+)', text)
                 return f'{_FAULTS[code]}' + (f' at {path.group(1)}' if path else '')
-        exc = exc.__cause__ or exc.__context__
+        # An error raised `from None` (e.g. check_writable's own message) stands for itself, not its context.
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return None
 
 
@@ -68,3 +71,59 @@ def report_thread_faults() -> None:
             print(f'warning: background writer stopped: {fault}.', file=sys.stderr, flush=True)
 
     threading.excepthook = hook
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Signals outside the training loop's safe points (which experiment.loop.GracefulStop handles).
+# ------------------------------------------------------------------------------------------------------------------
+# main.py's exit status for each stopping signal, as experiment.loop's: SIGTERM and SIGUSR1 (a cluster's preemption
+# or time limit) ask the launcher to requeue (75, sysexits' EX_TEMPFAIL); Ctrl-C is 130.
+MAIN_SIGNAL_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 75, signal.SIGUSR1: 75}
+
+
+class Interrupted(BaseException):
+    """A stopping signal, raised in the main thread (a BaseException, so `except Exception` does not swallow it)."""
+
+    def __init__(self, signum: int, status: int):
+        super().__init__(signum, status)
+        self.signum, self.status = signum, status
+
+    @property
+    def name(self) -> str:
+        return 'Ctrl-C' if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+
+def stop_on_signals(statuses: Dict[int, int], at_once: Optional[str] = None) -> None:
+    """Handles each signal of `statuses` (signal -> exit status) in this process's main thread: with `at_once`
+    (what nothing was written means here), print `error: stopped by <signal> <at_once>` and exit at once, for the
+    time before any file is made; else raise Interrupted once, the later signals being ignored while the caller
+    cleans up and reports."""
+
+    def exit_now(signum, frame) -> None:
+        name = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
+        os.write(2, f'error: stopped by {name} {at_once}\n'.encode())
+        os._exit(statuses[signum])
+
+    def raise_once(signum, frame) -> None:
+        for s in statuses:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum, statuses[signum])
+
+    if threading.current_thread() is threading.main_thread():
+        for s in statuses:
+            signal.signal(s, exit_now if at_once else raise_once)
+
+
+def end_with_parent() -> None:
+    """For a worker process: ignore Ctrl-C (the parent's to handle) and get SIGTERM when the parent dies, however
+    it dies (Linux; elsewhere a no-op), so that no worker outlives its parent to write into removed folders."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # The parent died before prctl took effect.
+        os._exit(1)

@@ -8,8 +8,8 @@ machine. Evaluation draws its own seeds from (seed, step) and never touches the 
 Stopping: Ctrl-C finishes the current chunk (or environment step of an evaluation), saves a checkpoint and exits
 with status 130; a second Ctrl-C aborts at once. SIGTERM and SIGUSR1 (a cluster's preemption or time-limit
 warning) do the same but exit with status 75, which asks the launcher to requeue the run (scripts/slurm_cell.sh).
-A non-finite training metric stops the run naming the step; that state is not saved, so the last checkpoint stays
-the last good one.
+A non-finite training metric stops the run naming the step; that state is not saved, and the message names the
+newest checkpoint that reads back and matches its digest.
 """
 import contextlib
 import dataclasses
@@ -199,7 +199,7 @@ class TrainLoop:
                 except NonFiniteMetric as e:
                     bar.close()
                     print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: '
-                          f'{self._last_checkpoint()}.')
+                          f'{self._last_checkpoint(verified=True)}.')
                     return EXIT_NON_FINITE
         except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.
             print(f'Aborted. Last checkpoint: {self._last_checkpoint()}.', file=sys.stderr)
@@ -208,11 +208,12 @@ class TrainLoop:
             self._print_final_table()
         return EXIT_OK
 
-    def _last_checkpoint(self) -> str:
-        latest = self.checkpointer.latest_step()
+    def _last_checkpoint(self, verified: bool = False) -> str:
+        """The newest checkpoint; `verified`: the newest that reads back and matches its digest."""
+        latest = self.checkpointer.newest_verified_step() if verified else self.checkpointer.latest_step()
         if latest is None:
             return f'none (--resume={self.run.path} would start from step 0)'
-        return f'step {latest} in {self.checkpointer.directory}'
+        return f'step {latest} in {self.checkpointer.directory}' + (' (verified)' if verified else '')
 
     def _train(self, state: '_State', stop: GracefulStop, writer, bar) -> None:
         """The loop proper; `state` always holds the latest complete chunk's result."""

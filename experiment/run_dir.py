@@ -107,9 +107,16 @@ class RunDir:
 
     def _write_text(self, name: str, text: str) -> None:
         tmp = self.file(f'.{name}.tmp')
-        with open(tmp, 'w') as f:
-            f.write(text)
-        os.replace(tmp, self.file(name))
+        try:
+            with open(tmp, 'w') as f:
+                f.write(text)
+            os.replace(tmp, self.file(name))
+        except BaseException as e:  # A failed write (disk full) leaves no temporary file behind.
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            if isinstance(e, OSError) and e.errno and not e.filename:  # Name the file in the one-line error.
+                raise OSError(e.errno, e.strerror, self.file(name)) from e
+            raise
 
     def record_session(self, flags: Dict[str, Any], config: Dict[str, Any], start_step: int,
                        notes: Optional[List[str]] = None) -> None:

@@ -1,6 +1,8 @@
 """The pieces main.py wires together: which run directory, which settings, the evaluator, and --eval_only."""
 import math
 import os
+import shutil
+import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import flax
@@ -26,7 +28,7 @@ from evaluation.rollout import (
     stacked_cpu_policy,
 )
 from experiment import cli, faults, restore
-from experiment.checkpoints import Checkpointer, locate_checkpoint
+from experiment.checkpoints import CheckpointDamaged, Checkpointer, locate_checkpoint
 from experiment.loop import EXIT_OK, NonFiniteMetric
 from experiment.run_dir import RunDir
 
@@ -55,10 +57,16 @@ def check_shapes(run: RunDir, settings: cli.Settings, config: ml_collections.Con
     if not os.path.isdir(run.checkpoint_dir):
         return
     checkpointer = Checkpointer(run.checkpoint_dir, create=False)
-    if checkpointer.latest_step() is None:
-        return
-    saved = checkpointer.array_shapes()
+    saved = None
+    for step in reversed(checkpointer.all_steps()):  # The newest whose metadata reads (damage is found later).
+        try:
+            saved = checkpointer.array_shapes(step)
+            break
+        except CheckpointDamaged:
+            continue
     checkpointer.close()
+    if saved is None:
+        return
     example = example_batch(settings.env_name, config)
     agent = jax.eval_shape(lambda: create_agent(settings.agent, settings.seeds, example, config))
     leaves = jax.tree_util.tree_leaves_with_path({'agent': flax.serialization.to_state_dict(agent)})
@@ -228,11 +236,19 @@ def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_c
     template = create_agent(settings.agent, settings.seeds, example_batch(settings.env_name, config), config)
     agent, _, _ = checkpointer.restore(template, step)
     out = RunDir.create(parent, f'{RunDir.default_name(settings.seed, settings.num_seeds)}_step{step}')
-    out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
-                       cli.config_to_dict(config), step, notes)
-    with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
-        results = evaluator(agent, step)
-    rows = out.record_results(results, settings.seeds, settings.env_name, settings.agent)
+    try:  # An evaluation folder is complete or absent: scripts/aggregate.py never reads half of one.
+        out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
+                           cli.config_to_dict(config), step, notes)
+        with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
+            results = evaluator(agent, step)
+        rows = out.record_results(results, settings.seeds, settings.env_name, settings.agent)
+    except BaseException as e:
+        shutil.rmtree(out.path, ignore_errors=True)
+        if isinstance(e, faults.Interrupted):
+            print(f'error: evaluation stopped by {e.name}; its unfinished folder {out.path} was removed.',
+                  file=sys.stderr, flush=True)
+            return e.status
+        raise
     print(results[0].table() if len(results) == 1 else format_table(rows, f'mean of {len(results)} seeds'))
     print(f'Results: {out.path}')
     return EXIT_OK

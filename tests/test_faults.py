@@ -405,3 +405,195 @@ def test_a_second_ctrl_c_before_any_checkpoint_says_none_exists(tmp_path, capsys
         pytest.fail('a second Ctrl-C escaped the training loop')
     assert status == EXIT_INTERRUPTED
     assert f'Aborted. Last checkpoint: none (--resume={tmp_path} would start from step 0).' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Dataset generation: a full disk and stopping signals end in one line, no worker outlives it, nothing is left.
+# ------------------------------------------------------------------------------------------------------------------
+def last_lines(stderr):
+    """stderr without tqdm's progress bars."""
+    return [line for line in stderr.replace('\r', '\n').splitlines() if line.strip() and 'ep/s' not in line
+            and not line.startswith(ENV)]
+
+
+@needs_mounts
+@pytest.mark.parametrize('size,stage,workers', [('48k', '.shards/', 1), ('120k', '.partial', 2)])
+def test_disk_full_during_generation_is_one_line_at_either_stage(tmp_path, size, stage, workers):
+    # One worker at the shard stage: a pool worker stopped while still importing can have a grandchild (glfw's
+    # version probe) print a BrokenPipeError of its own, a race outside this code.
+    full = tmp_path / 'full'
+    full.mkdir()
+    command = (f"mount -t tmpfs -o size={size} tmpfs '{full}' && '{sys.executable}' -m datasets.generate "
+               f"--dataset={ENV} --num_episodes=4 --episode_length=201 --dataset_dir='{full}/data' "
+               f"--workers={workers}; "
+               f"echo rc=$?; find '{full}/data' -mindepth 1 | sed 's/^/LEFT /'")
+    result = subprocess.run(['unshare', '-r', '-m', 'sh', '-c', command], cwd=REPO, env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert 'rc=74' in result.stdout, result.stderr[-2000:]
+    lines = last_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith('error: no space left on the device at '), lines
+    assert stage in lines[0] and 'temporary files were removed' in lines[0]
+    assert 'LEFT ' not in result.stdout
+
+
+def _children(pid):
+    try:
+        return [int(p) for p in Path(f'/proc/{pid}/task/{pid}/children').read_text().split()]
+    except FileNotFoundError:  # Gone meanwhile.
+        return []
+
+
+def _gone(pid, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if Path(f'/proc/{pid}/stat').read_text().split(')')[-1].split()[0] in 'ZX':
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start_generation(folder, workers=2):
+    proc = subprocess.Popen([sys.executable, '-m', 'datasets.generate', f'--dataset={ENV}', '--num_episodes=400',
+                             f'--dataset_dir={folder}', f'--workers={workers}'], cwd=REPO, env=_env(folder),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    # Until a block is written and every worker has finished importing (glfw probes its library in a child).
+    while not list(folder.glob('*.shards/episodes_*')) or any(_children(w) for w in _children(proc.pid)):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_generation_says_so_ends_its_workers_and_leaves_nothing(tmp_path, signum, status):
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    proc = start_generation(folder)
+    try:
+        workers = _children(proc.pid)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, err[-2000:]
+    name = 'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'
+    assert last_lines(err) == [f'error: generation stopped by {name}; no dataset file was written and the '
+                               'temporary files were removed.'], err[-2000:]
+    assert workers and all(_gone(pid) for pid in workers)
+    assert not list(folder.iterdir())  # Shards and partial files removed.
+
+
+def test_generation_workers_end_with_a_killed_parent(tmp_path):
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    proc = start_generation(folder)
+    try:
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        (shards,) = folder.glob('*.shards')
+        blocks = sorted(shards.iterdir())
+    finally:
+        proc.kill()
+    assert workers and all(_gone(pid, timeout=1) for pid in workers)  # At once, not after their current block...
+    time.sleep(2)
+    assert sorted(shards.iterdir()) == blocks  # ...so none writes into the leftover folder after its parent died.
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Signals outside the training loop: during start-up and during --eval_only.
+# ------------------------------------------------------------------------------------------------------------------
+def wait_for_handlers(proc, signums, timeout=60):
+    """Waits until `proc` catches every signal of `signums` (its start-up handlers are installed)."""
+    mask = sum(1 << (s - 1) for s in signums)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        status = Path(f'/proc/{proc.pid}/status').read_text()
+        caught = int(next(line for line in status.splitlines() if line.startswith('SigCgt:')).split()[1], 16)
+        if caught & mask == mask:
+            return
+        time.sleep(0.01)
+    raise TimeoutError('no signal handlers')
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_before_the_run_directory_exists_is_one_line(workspace, tmp_path, signum):
+    proc = start_main(workspace, *TRAIN_FLAGS, f'--save_dir={tmp_path / "runs"}')
+    try:
+        wait_for_handlers(proc, [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 75, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'error: stopped by {signal.Signals(signum).name}'), lines
+    assert not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 75),
+                                           pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)])
+def test_an_interrupted_eval_only_says_so_and_leaves_no_half_folder(workspace, run_a, tmp_path, signum, status):
+    run = copy_run(run_a, tmp_path / 'run')
+    proc = start_main(workspace, '--eval_only', f'--restore_path={run}', '--eval_episodes=50',
+                      '--eval_max_steps=400', '--eval_workers=1')
+    try:
+        deadline = time.time() + 120
+        while not list((run / 'evals').glob('*/flags.json')):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(1)  # Into the rollouts.
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, err[-2000:]
+    lines = [line for line in err.replace('\r', '\n').splitlines() if line.strip() and 'eval @' not in line]
+    name = 'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'
+    assert len(lines) == 1 and lines[0].startswith(f'error: evaluation stopped by {name}; its unfinished folder')
+    assert list((run / 'evals').iterdir()) == []  # Nothing for scripts/aggregate.py to read half of.
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# No space at all, a failed write's temporary file, --eval_only of a read-only run into the same place.
+# ------------------------------------------------------------------------------------------------------------------
+FILL = "{{ dd if=/dev/zero of='{0}/fill' bs=4k 2>/dev/null || true; }}"
+
+
+@needs_mounts
+def test_no_space_at_all_leaves_no_run_directory_nor_lock(workspace, tmp_path):
+    full = tmp_path / 'full'
+    full.mkdir()
+    result = run_mounted(workspace, f"mount -t tmpfs -o size=64k tmpfs '{full}' && {FILL.format(full)}",
+                         *TRAIN_FLAGS, f'--save_dir={full}/runs',
+                         after=f"find '{full}/runs' -type f | sed 's/^/LEFT /'")
+    assert result.returncode == 74, result.stderr[-2000:]
+    assert error_lines(result.stderr) == result.stderr.strip().splitlines()
+    assert 'held no checkpoint and was removed' in result.stderr
+    assert 'LEFT ' not in result.stdout  # Not even a 0-byte .lock.
+
+
+@needs_mounts
+def test_a_failed_write_of_a_resumed_run_leaves_no_temporary_file(workspace, run_a, tmp_path):
+    full = tmp_path / 'full'
+    full.mkdir()
+    setup = f"mount -t tmpfs -o size=4m tmpfs '{full}' && cp -a '{run_a}' '{full}/run' && {FILL.format(full)}"
+    result = run_mounted(workspace, setup, f'--resume={full}/run', f'--train_steps={TRAIN_STEPS + 20}',
+                         after=f"find '{full}/run' -name '*.tmp' | sed 's/^/LEFT /'")
+    assert result.returncode == 74, result.stderr[-2000:]
+    assert error_lines(result.stderr)[-1].startswith('error: no space left on the device at ')
+    assert 'is intact' in result.stderr and 'LEFT ' not in result.stdout
+
+
+@needs_mounts
+def test_eval_only_of_a_read_only_run_into_the_same_read_only_place_is_refused(workspace, run_a, tmp_path):
+    run = copy_run(run_a, tmp_path / 'ro' / 'run')
+    result = run_mounted(workspace, read_only(tmp_path / 'ro'), '--eval_only', f'--restore_path={run}',
+                         f'--save_dir={tmp_path / "ro"}', '--eval_max_steps=5')
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert error_lines(result.stderr) == result.stderr.strip().splitlines()
+    assert f'--save_dir: cannot write in {tmp_path / "ro"} (read-only file system)' in result.stderr
