@@ -18,7 +18,6 @@ import numpy as np
 from absl import app, flags, logging
 
 from agents import AGENTS
-from agents.trainer import ChunkedTrainer, initialize_distributed
 from datasets.files import CorruptDatasetError, DatasetUnavailableError, UnknownDatasetError
 from datasets.loading import load_env_and_datasets
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
@@ -28,6 +27,7 @@ from experiment.checkpoints import Checkpointer, CheckpointMismatch
 from experiment.lock import RunLock, RunLockedError
 from experiment.loop import Schedule, TrainLoop
 from experiment.run_dir import RunDir
+from experiment.trainer import ChunkedTrainer, initialize_distributed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('agent', cli.DEFAULT_AGENT, f'Agent (registry name): {", ".join(sorted(AGENTS))}.')

@@ -25,7 +25,6 @@ import numpy as np
 from absl import app, flags
 
 from agents import get_agent_class, get_config
-from agents.trainer import unstack
 from benchmarks.common import device_name, write_result
 from evaluation.envs import EnvFactory, LocalEnvs, default_workers, make_env_batch
 from evaluation.rollout import (
@@ -38,6 +37,7 @@ from evaluation.rollout import (
     policy_key,
 )
 from experiment.session import example_batch, load_checkpoint_agent
+from experiment.trainer import unstack
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('env_name', 'pointmaze-medium-navigate-v0', 'OGBench dataset/environment name.')

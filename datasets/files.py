@@ -1,8 +1,8 @@
 """Where a dataset's files are, whether they are complete, and the errors training reports about them.
 
 The training path imports only this module: `ensure_dataset` returns the file of any OGBench dataset name, checking
-it when present, downloading it otherwise, and regenerating it (datasets.generate, imported only then) when the
-download fails and the recipe allows (docs/datasets.md).
+it when present, downloading it otherwise, and regenerating it (datasets.ogbench_gen.generate, imported only then)
+when the download fails and the recipe allows (docs/datasets.md).
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool =
 
     base = base_dataset_name(name)
     if not _is_ogbench_name(base, gymnasium.registry):
-        from datasets.recipes import get_recipe
+        from datasets.ogbench_gen.recipes import get_recipe
 
         get_recipe(base)  # Not an OGBench name at all: fail at once, listing the valid ones, without a download.
     dataset_dir = resolve_dataset_dir(dataset_dir)
@@ -145,7 +145,7 @@ def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool =
             return train_path
         except (OSError, http.client.HTTPException) as e:
             failure = f'failed ({type(e).__name__}: {e})'
-    from datasets.generate import REGENERABLE, generate, get_recipe  # Only now: regeneration.
+    from datasets.ogbench_gen.generate import REGENERABLE, generate, get_recipe  # Only now: regeneration.
 
     if base not in REGENERABLE:
         try:
@@ -156,8 +156,8 @@ def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool =
     if not regenerate:
         raise DatasetUnavailableError(
             f'Dataset {base} is not in {dataset_dir} and the download {failure}. Regenerate it offline with '
-            f'`python -m datasets.generate --dataset={base} --dataset_dir={dataset_dir}`, or copy {base}.npz and '
-            f'{base}-val.npz there from a machine with internet.')
+            f'`python -m datasets.ogbench_gen.generate --dataset={base} --dataset_dir={dataset_dir}`, or copy '
+            f'{base}.npz and {base}-val.npz there from a machine with internet.')
     print(f'Dataset {base}: not in {dataset_dir}, download {failure}. Regenerating it offline with OGBench\'s '
           f'environment and scripted oracle (published recipe, seed {seed}); this matches the published data in '
           f'distribution, not byte for byte.', file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 """Resolve an OGBench dataset name to (environment, train, val) with ogbench's own loader, offline if needed.
 
 Resolution order (docs/datasets.md): the file in the data directory → ogbench's download → regeneration with
-OGBench's own environments and oracles (`datasets.generate`) when the recipe needs no expert.
+OGBench's own environments and oracles (`datasets.ogbench_gen.generate`) when the recipe needs no expert.
 `exorl-<domain>-<task>` names are ExORL's DeepMind Control tasks, read and relabelled by `datasets.exorl`.
 """
 import os
@@ -56,7 +56,7 @@ def load_env_and_datasets(dataset_name: str, dataset_dir: str | None = None, reg
                           exorl_algo: str = 'rnd', **env_kwargs) -> Tuple[object, Arrays, Arrays]:
     """(env, train, val) for any OGBench dataset name, compact layout (`valids` marks each trajectory's last row).
 
-    A missing dataset is downloaded, or regenerated offline when possible (see `datasets.generate.ensure_dataset`).
+    A missing dataset is downloaded, or regenerated offline when possible (`datasets.files.ensure_dataset`).
     ExORL names read `<dataset_dir>/<domain>/<exorl_algo>/buffer/` (datasets/exorl.py); they have no validation
     split (val is empty).
     """

@@ -29,7 +29,6 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.trainer import unstack
 from evaluation.envs import (
     EnvFactory,
     LocalEnvs,
@@ -41,6 +40,7 @@ from evaluation.envs import (
     step_episode,
 )
 from evaluation.results import EvalResult, guidance_key, nonfinite_note, task_column
+from experiment.trainer import unstack
 
 # The policy as evaluation calls it: (observations, goals, key, per-row guidance (B,) float32) -> actions (B, A).
 PolicyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -125,7 +125,7 @@ def cpu_policy(agent, device: str = 'cpu') -> PolicyFn:
 
 
 def stacked_cpu_policy(agents, device: str = 'cpu') -> SeedsPolicyFn:
-    """The policy of S seeds stacked along a leading axis (`agents.trainer.create_agents`), on `device`: one call
+    """The policy of S seeds stacked along a leading axis (`experiment.trainer.create_agents`), on `device`: one call
     samples every seed's rows, (S, B, ...) inputs and (S, 2) keys -> (S, B, A) actions."""
     agents = to_device(agents, device)
     if agents.guided:

@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.trainer import ChunkedTrainer
 from evaluation.results import EvalResult, format_table, metric_of
 from experiment.checkpoints import Checkpointer
 from experiment.run_dir import RunDir
+from experiment.trainer import ChunkedTrainer
 
 MAX_CHUNK = 1000  # Updates per compiled dispatch at most: bounds the latency of Ctrl-C and of the progress bar.
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130

@@ -12,7 +12,6 @@ from absl import logging
 from jax.sharding import Mesh
 
 from agents import get_agent_class
-from agents.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
 from evaluation.results import format_table
@@ -29,6 +28,7 @@ from experiment import cli, faults, restore
 from experiment.checkpoints import Checkpointer, locate_checkpoint
 from experiment.loop import EXIT_OK, NonFiniteMetric
 from experiment.run_dir import RunDir
+from experiment.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
 
 PROBE_ROWS = 16  # Training rows the policy is sampled on before a checkpoint is saved.
 SAMPLER_STREAM = 1  # The sampler's key is fold_in(PRNGKey(seed), 1): independent of the agent's PRNGKey(seed) splits.

@@ -98,8 +98,8 @@ class OptimalityVelocity(nn.Module):
 class TanhGaussianActor(nn.Module):
     """SAC's actor: a Gaussian with state-dependent std over pre-squash actions; the action is its tanh.
 
-    Returns (mean, log_std) of the pre-tanh Gaussian; `agents.sac` samples, squashes and scores it. Both heads start
-    near zero (`final_init_scale`), so the initial policy is centred with unit std. log std is clipped to
+    Returns (mean, log_std) of the pre-tanh Gaussian; the ant expert's SAC samples, squashes and scores it. Both
+    heads start near zero (`final_init_scale`), so the initial policy is centred with unit std. log std is clipped to
     [log_std_min, log_std_max] as in OGBench's reference actor.
     """
 

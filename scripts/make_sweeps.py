@@ -23,7 +23,8 @@ def command(agent: str, env: str, seed: int, overrides: Dict, guidance=tasks.GUI
             num_seeds: int = 1) -> str:
     parts = ['python main.py', f'--agent={agent}', f'--env_name={env}', f'--seed={seed}',
              f'--train_steps={scale["train_steps"]}', f'--eval_interval={scale["eval_interval"]}',
-             f'--save_interval={scale.get("save_interval", scale["eval_interval"])}', f'--eval_episodes={scale["eval_episodes"]}',
+             f'--save_interval={scale.get("save_interval", scale["eval_interval"])}',
+             f'--eval_episodes={scale["eval_episodes"]}',
              f'--config.batch_size={scale["batch_size"]}']
     if num_seeds > 1:
         parts.append(f'--num_seeds={num_seeds}')
@@ -111,7 +112,7 @@ def table1_reduced() -> List[str]:
     data, steps = tasks.REDUCED_EXORL_DATA, tasks.REDUCED_EXORL_STEPS
     lines = header('Table 1 at reduced scale on OUR RND data (not ExORL\'s): CFGRL vs AWR on walker and cheetah.',
                    ['Scale: configs/tasks.py REDUCED_EXORL. Collect the data first (once per domain):',
-                    *[f'  python -m datasets.exorl_collect --domain={d} --num_steps={steps} --dataset_dir={data} '
+                    *[f'  python -m datasets.exorl_gen.collect --domain={d} --num_steps={steps} --dataset_dir={data} '
                       '--seed=0' for d in ('walker', 'cheetah')],
                     'Run: scripts/launch_local.sh scripts/table1_reduced.sh --save_dir=runs/table1_reduced'])
     for task in tasks.REDUCED_TABLE1:
@@ -166,7 +167,8 @@ def antmaze_reduced() -> List[str]:
     lines = header('Antmaze at reduced scale on data regenerated with OUR ant expert (not OGBench\'s): HCFGRL, '
                    'CFGRL, and CFGRL (IQL) vs AWR.',
                    ['Scale: configs/tasks.py REDUCED_ANTMAZE. Regenerate the data first (once per dataset):',
-                    *[f'  python -m datasets.generate --dataset={d} --dataset_dir={data}' for d in datasets],
+                    *[f'  python -m datasets.ogbench_gen.generate --dataset={d} --dataset_dir={data}'
+                      for d in datasets],
                     'Run: scripts/launch_local.sh scripts/antmaze_reduced.sh --save_dir=runs/antmaze_reduced'])
 
     def cell(agent, env, net, guidance):
@@ -192,7 +194,7 @@ def baselines_long() -> List[str]:
     lines = header('Separately trained baselines at the paper\'s step count: GCBC, flow GCBC and CFGRL on '
                    'pointmaze-large (1M steps); HGCBC, flow HGCBC and HCFGRL on antmaze-medium (300k steps).',
                    ['Scale: configs/tasks.py LONG_*. Regenerate the data first (once per dataset):',
-                    *[f'  python -m datasets.generate --dataset={d} --dataset_dir={data}'
+                    *[f'  python -m datasets.ogbench_gen.generate --dataset={d} --dataset_dir={data}'
                       for d in ('pointmaze-large-navigate-v0', 'antmaze-medium-navigate-v0')],
                     'Run: scripts/launch_local.sh scripts/baselines_long.sh --save_dir=runs/baselines_long',
                     'Stopped runs continue with --resume=<run dir>; antmaze past 300k with --train_steps=1000000.'])

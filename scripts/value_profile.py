@@ -62,11 +62,11 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="The run's dataset folder (default: its flags.json's --dataset_dir, else OGBench's).")
     args = parser.parse_args(argv)
 
-    from agents.trainer import unstack
     from datasets.loading import load_env_and_datasets
     from evaluation.envs import reset_episode
     from evaluation.rollout import single_task_id
     from experiment.session import load_checkpoint_agent
+    from experiment.trainer import unstack
 
     agent, meta, step = load_checkpoint_agent(args.path)
     if 'maze' not in meta['env_name'] or 'singletask' not in meta['env_name']:

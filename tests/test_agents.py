@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from agents import AGENTS, flow, get_agent_class, get_config, is_guided, pixel_agents, variants
-from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+from experiment.trainer import ChunkedTrainer
 from tests.conftest import tiny_config
 
 VARIANTS = variants()  # Every registered agent and each baseline it declares.

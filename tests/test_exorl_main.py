@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from datasets import exorl_collect
 from datasets.exorl import episode_files
+from datasets.exorl_gen import collect as exorl_collect
 
 REPO = Path(__file__).resolve().parents[1]
 

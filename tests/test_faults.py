@@ -226,9 +226,10 @@ def test_nan_in_a_dataset_is_named_before_a_run_directory_is_made(workspace, tmp
 
 
 def test_a_killed_generations_temporary_files_are_removed_by_the_next(tmp_path):
-    from datasets.generate import generate
+    from datasets.ogbench_gen.generate import generate
 
-    killed = subprocess.Popen([sys.executable, '-m', 'datasets.generate', f'--dataset={ENV}', '--num_episodes=200',
+    killed = subprocess.Popen([sys.executable, '-m', 'datasets.ogbench_gen.generate', f'--dataset={ENV}',
+                               '--num_episodes=200',
                                f'--dataset_dir={tmp_path}', '--workers=1'], cwd=REPO, env=_env(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -17,9 +17,10 @@ import ogbench
 import pytest
 
 from datasets import files
-from datasets import generate as gen
-from datasets import validate as val
-from datasets.recipes import (
+from datasets.ogbench_gen import generate as gen
+from datasets.ogbench_gen import oracle_eval
+from datasets.ogbench_gen import validate as val
+from datasets.ogbench_gen.recipes import (
     REGENERABLE,
     UnknownDatasetError,
     base_dataset_name,
@@ -27,7 +28,6 @@ from datasets.recipes import (
     make_env,
     scene_episode_healthy,
 )
-from scripts import oracle_eval
 
 EPISODES = 2
 LENGTH = 51
@@ -209,7 +209,8 @@ def test_ensure_dataset_downloads_then_regenerates(tmp_path, offline, monkeypatc
     assert offline == [['cube-single-play-v0']]
     assert asked == [('cube-single-play-v0', dict(num_episodes=None, episode_length=None,
                                                   dataset_dir=str(tmp_path), seed=0, workers=2))]
-    with pytest.raises(files.DatasetUnavailableError, match='python -m datasets.generate --dataset=cube-single-play'):
+    with pytest.raises(files.DatasetUnavailableError,
+                       match='python -m datasets.ogbench_gen.generate --dataset=cube-single-play'):
         files.ensure_dataset(name, dataset_dir=str(tmp_path), regenerate=False)
 
 
@@ -292,7 +293,7 @@ def test_validators_catch_broken_datasets(generated, tmp_path):
 
 def test_validate_entry_point_and_oracle_check(generated):
     train_path = generated('pointmaze-medium-navigate-v0')
-    out = subprocess.run([sys.executable, '-m', 'datasets.validate', 'pointmaze-medium-navigate-v0',
+    out = subprocess.run([sys.executable, '-m', 'datasets.ogbench_gen.validate', 'pointmaze-medium-navigate-v0',
                           f'--dataset_dir={os.path.dirname(train_path)}', '--eval_oracle_episodes=1'],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -300,7 +301,8 @@ def test_validate_entry_point_and_oracle_check(generated):
 
 
 def test_generate_entry_point_refuses_clearly(tmp_path):
-    args = [sys.executable, '-m', 'datasets.generate', '--dataset=pointmaze-medium-navigate-v0', '--num_episodes=2',
+    args = [sys.executable, '-m', 'datasets.ogbench_gen.generate', '--dataset=pointmaze-medium-navigate-v0',
+            '--num_episodes=2',
             f'--episode_length={LENGTH}', f'--dataset_dir={tmp_path}', '--workers=1']
     first = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
@@ -356,5 +358,6 @@ def test_training_imports_no_regeneration_code(generated):
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = out.stdout.strip().splitlines()[-1]
     assert 'datasets.files' in loaded
-    for module in ('datasets.generate', 'datasets.recipes', 'datasets.validate', 'scripts.oracle_eval'):
+    for module in ('datasets.ogbench_gen.generate', 'datasets.ogbench_gen.recipes', 'datasets.ogbench_gen.validate',
+                   'datasets.ogbench_gen.oracle_eval'):
         assert module not in loaded, loaded

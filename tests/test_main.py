@@ -29,7 +29,7 @@ TRAIN_FLAGS = ['--agent=cfgrl', f'--train_steps={TRAIN_STEPS}', '--log_interval=
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    from datasets.generate import generate
+    from datasets.ogbench_gen.generate import generate
 
     root = tmp_path_factory.mktemp('main')
     generate(ENV, num_episodes=4, episode_length=201, dataset_dir=str(root / 'data'), seed=0, workers=1,

@@ -36,7 +36,6 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from datasets import expert
 from datasets.files import (  # noqa: F401  (re-exported: this module's API before the split)
     DEFAULT_DATASET_DIR,
     CorruptDatasetError,
@@ -47,7 +46,8 @@ from datasets.files import (  # noqa: F401  (re-exported: this module's API befo
     ensure_dataset,
     resolve_dataset_dir,
 )
-from datasets.recipes import (
+from datasets.ogbench_gen import expert
+from datasets.ogbench_gen.recipes import (
     REGENERABLE,
     STITCH_GOAL_BFS_STEPS,
     ExpertMazeOracle,
@@ -471,7 +471,8 @@ def generate(name: str, num_episodes: int | None = None, episode_length: int | N
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m datasets.generate', description=__doc__.split('\n\n')[0],
+    parser = argparse.ArgumentParser(prog='python -m datasets.ogbench_gen.generate',
+                                     description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='Regenerable datasets: ' + ', '.join(REGENERABLE))
     parser.add_argument('--dataset', required=True, help='OGBench dataset name, e.g. pointmaze-medium-navigate-v0')

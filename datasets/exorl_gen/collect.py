@@ -29,8 +29,8 @@ from absl import app, flags
 from flax import serialization
 from tqdm.auto import tqdm
 
-from agents.rnd_ddpg import RNDDDPGAgent, get_config
 from datasets.exorl import buffer_dir, episode_files
+from datasets.exorl_gen.rnd_ddpg import RNDDDPGAgent, get_config
 from datasets.exorl_tasks import DOMAINS, ExorlEnv
 from datasets.files import write_atomic
 
