@@ -23,6 +23,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 import numpy as np
 
 from agents import AGENTS, get_agent_class, get_config
+from datasets.families import family_of
 from scripts.paper_results import paper_value
 
 UNGUIDED_KEYS = ('none',)
@@ -114,7 +115,7 @@ def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[st
             continue
         env, variant, overall, tasks, step_done = run
         cell = cells[(env, variant)]
-        cell.scale = 1 if env.startswith('exorl-') else 100
+        cell.scale = 100 if family_of(env).metric == 'success' else 1  # Success in %, returns as they are.
         cell.per_seed.append(overall)
         cell.tasks.append(tasks)
         cell.steps.append(step_done)

@@ -11,7 +11,7 @@ from datasets import exorl, exorl_tasks
 
 
 def make(task):
-    return exorl_tasks.ExorlEnv(exorl_tasks.ENV_PREFIX + task)
+    return exorl_tasks.ExorlEnv(exorl_tasks.EXORL_PREFIX + task)
 
 
 def state(env, qpos=None, qvel=None):

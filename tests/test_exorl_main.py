@@ -57,11 +57,10 @@ def test_collector_writes_exorl_format_and_resumes(buffer_root):
 
 
 def test_exorl_settings_for_awr():
-    from agents import get_config
-    from configs.exorl import apply_env_overrides
+    from experiment.settings import default_config
 
-    exorl = apply_env_overrides(get_config('awr'), 'exorl-walker-walk')
-    ogbench = apply_env_overrides(get_config('awr'), 'pointmaze-large-navigate-singletask-v0')
+    exorl = default_config('awr', 'exorl-walker-walk')
+    ogbench = default_config('awr', 'pointmaze-large-navigate-singletask-v0')
     assert exorl.exorl_settings and tuple(exorl.value_hidden_dims) == (512, 512, 512)
     assert not ogbench.exorl_settings
 
@@ -116,12 +115,12 @@ def test_main_trains_and_evaluates_on_collected_data(buffer_root, tmp_path):
 def test_exorl_awr_trains_on_relabelled_data(buffer_root):
     """AWR with the ExORL settings (main.py gives them to --agent=awr on exorl-* envs, see above): a learned
     log-std that the loss moves, and mean actions in [−1, 1]."""
-    from agents import get_agent_class, get_config
-    from configs.exorl import apply_env_overrides
-    from datasets.loading import load_env_and_datasets
+    from agents import get_agent_class
+    from datasets.families import load_env_and_datasets
     from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+    from experiment.settings import default_config
 
-    config = apply_env_overrides(get_config('awr'), 'exorl-walker-walk')
+    config = default_config('awr', 'exorl-walker-walk')
     config.actor_hidden_dims = config.value_hidden_dims = (16, 16)
     config.batch_size = 32
     env, train, _ = load_env_and_datasets('exorl-walker-walk', str(buffer_root))

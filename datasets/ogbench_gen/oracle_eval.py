@@ -3,7 +3,7 @@
     python -m datasets.ogbench_gen.validate <name> --eval_oracle_episodes=N   (or evaluate_oracle() from Python)
 
 The oracles that generated the data (`generate.run_*_episode`) run on the evaluation tasks, scored as agents are:
- reset(options=dict(task_id=k, render_goal=False)), score = the final info['success']. Mazes use the BFS oracle,
+reset(options=dict(task_id=k, render_goal=False)), score = the final info['success']. Mazes use the BFS oracle,
 noise-free by default. Manipulation oracles read a privileged target that only data-collection mode reports, so a
 scheduler supplies it: cube tasks (one cube at a time, bottom-up, parking a blocking cube) and puzzle tasks (the
 lights-out press set, solved over GF(2)). Scene tasks have no scheduler: skipped.

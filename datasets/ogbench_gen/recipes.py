@@ -22,7 +22,8 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
 
-from datasets.files import UnknownDatasetError, base_dataset_name  # noqa: F401  (part of this API)
+from datasets.files import UnknownDatasetError  # noqa: F401  (part of this API)
+from datasets.names import base_dataset_name  # noqa: F401  (part of this API)
 from datasets.ogbench_gen import expert
 
 Cell = Tuple[int, int]

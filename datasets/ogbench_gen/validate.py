@@ -18,6 +18,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from datasets.files import check_npz_file, dataset_paths, resolve_dataset_dir
+from datasets.ogbench_gen.oracle_eval import evaluate_oracle
 from datasets.ogbench_gen.recipes import POINT_MAX_STEP, Recipe, free_cells, get_recipe, make_env, sized
 
 DEFAULT_EVAL_EPISODES = 5  # Oracle episodes per evaluation task in the CLI.
@@ -249,10 +250,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_table(summaries))
         print('\n'.join(['', 'Problems:'] + [f'  - {p}' for p in problems]) if problems else '\nAll checks passed.')
     if args.eval_oracle_episodes > 0:
-        from datasets.ogbench_gen.oracle_eval import (
-            evaluate_oracle,  # Recipe validation only: not in the library's import path.
-        )
-
         try:
             scores = evaluate_oracle(args.name, args.eval_oracle_episodes, args.seed, args.eval_noise,
                                      args.expert_path)
