@@ -35,13 +35,13 @@ def resolve_settings(settings: Settings, explicit: Set[str],
     run, notes = None, []
     if settings.resume:
         settings, run, notes = restore.resume(settings, explicit, config)
-    else:
-        notes = family_note(settings)
     cli.validate(settings)
     cli.check_config(config, settings.agent)
     faults.check_writable(run.path if run else settings.save_dir, '--resume' if run else '--save_dir')
     if notes:  # Forced changes: --force can change how training continues, not the arrays' shapes.
         check_shapes(run, settings, config)
+    if run is None:
+        notes = family_note(settings)
     return settings, run, notes
 
 
