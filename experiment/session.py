@@ -1,4 +1,5 @@
-"""The pieces main.py wires together: which run directory, which settings, the evaluator, and --eval_only."""
+"""What main.py uses besides the loop: the settings of a continued run, the run directory, the mesh, the evaluator,
+the policy check before each save, and --eval_only."""
 import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple

@@ -85,3 +85,26 @@ def test_nothing_outside_the_data_factory_imports_it():
     offenders = {name: sorted(filter(in_factory, deps)) for name, deps in import_graph().items()
                  if not in_factory(name) and any(map(in_factory, deps))}
     assert offenders == {}
+
+
+def test_environment_names_are_tested_only_by_the_families():
+    """What a dataset name means (ExORL, single-task) is decided in datasets/names.py and datasets/families.py."""
+    import re
+
+    pattern = re.compile(r"""startswith\(\s*['"]exorl-|['"]singletask['"]\s+(not\s+)?in\b""")
+    allowed = {REPO / 'datasets' / 'names.py', REPO / 'datasets' / 'families.py'}
+    offenders = sorted(str(path.relative_to(REPO)) for path in module_files().values()
+                       if path not in allowed and pattern.search(path.read_text()))
+    assert offenders == []
+
+
+def test_every_flag_is_a_typed_setting():
+    import dataclasses
+
+    from absl import flags
+
+    from experiment.settings import Settings, define_flags
+
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    assert set(flag_values) == {field.name for field in dataclasses.fields(Settings)}
