@@ -17,18 +17,40 @@ from datasets.names import DATASET_TYPES, OGBenchName, is_exorl, is_ogbench_name
 Arrays = Dict[str, np.ndarray]
 
 
-class OGBenchGoals:
-    """OGBench goal-conditioned datasets (`<env>-<type>[-oraclerep]-v0`): evaluated on the environment's five tasks,
-    scored by final-step success."""
+class Family:
+    """What a benchmark family decides; subclasses fill it in."""
 
-    name = 'OGBench goal-conditioned'
-    metric = 'success'  # An episode's score: final-step success in {0, 1} (tables show %), or its return.
+    name = ''
+    metric = 'success'  # An episode's score: final-step success in {0, 1} (tables show %), or 'return'.
     single_task = False  # Whether every episode is of the one task the environment is made for.
     # agent -> config changes the family implies for it, applied to a new run's defaults (--config.<key> wins).
     config_overrides: Mapping[str, Mapping[str, Any]] = {}
 
     def check_name(self, env_name: str) -> None:
         """Raises ValueError naming the valid choices if `env_name` is not a dataset of this family."""
+        raise NotImplementedError
+
+    def load(self, env_name: str, dataset_dir: str | None = None, regenerate: bool = True, exorl_algo: str = '',
+             **env_kwargs) -> Tuple[object, Arrays, Arrays]:
+        """(evaluation-style env, train, val) in the compact layout the sampler reads."""
+        raise NotImplementedError
+
+    def make_env(self, env_name: str, max_episode_steps: int | None = None):
+        """One evaluation environment; `max_episode_steps` overrides the episode limit (a debugging aid)."""
+        raise NotImplementedError
+
+    def eval_task_ids(self, env_name: str, requested: Tuple[int, ...]) -> Tuple[int, ...]:
+        """The tasks an evaluation runs: those requested (single-task families: their one task)."""
+        return requested
+
+
+class OGBenchGoals(Family):
+    """OGBench goal-conditioned datasets (`<env>-<type>[-oraclerep]-v0`): evaluated on the environment's five tasks,
+    scored by final-step success."""
+
+    name = 'OGBench goal-conditioned'
+
+    def check_name(self, env_name: str) -> None:
         if not is_ogbench_name(env_name):
             import gymnasium
 
@@ -58,7 +80,6 @@ class OGBenchGoals:
         return env, train, val
 
     def make_env(self, env_name: str, max_episode_steps: int | None = None):
-        """One evaluation environment; `max_episode_steps` overrides the episode limit (a debugging aid)."""
         import mujoco
         import ogbench
 
@@ -66,10 +87,6 @@ class OGBenchGoals:
         mujoco.set_mju_user_warning(_log_mujoco_warning)
         kwargs = {} if max_episode_steps is None else {'max_episode_steps': int(max_episode_steps)}
         return ogbench.make_env_and_datasets(env_name, env_only=True, **kwargs)
-
-    def eval_task_ids(self, env_name: str, requested: Tuple[int, ...]) -> Tuple[int, ...]:
-        """The tasks an evaluation runs: those requested (single-task families: their one task)."""
-        return requested
 
 
 class OGBenchSingleTask(OGBenchGoals):
@@ -87,12 +104,13 @@ class OGBenchSingleTask(OGBenchGoals):
         return (task_id,)
 
 
-class Exorl(OGBenchSingleTask):
+class Exorl(Family):
     """ExORL's DeepMind Control tasks (`exorl-<domain>-<task>`, datasets.exorl): one task each, scored by episode
     return; AWR takes the authors' ExORL settings (configs/exorl.py)."""
 
     name = 'ExORL'
     metric = 'return'
+    single_task = True
     config_overrides = {'awr': AWR_EXORL}
 
     def check_name(self, env_name: str) -> None:
@@ -112,7 +130,7 @@ class Exorl(OGBenchSingleTask):
         return (exorl_tasks.ExorlEnv.cur_task_id,)
 
 
-def family_of(env_name: str) -> OGBenchGoals:
+def family_of(env_name: str) -> Family:
     """The family of a dataset name (ExORL by its prefix, OGBench single-task by its variant, else OGBench)."""
     if is_exorl(env_name):
         return Exorl()
