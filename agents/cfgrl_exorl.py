@@ -17,7 +17,8 @@ from agents import flow
 from agents.base import Batch, Info
 from agents.guidance import get_rule
 from agents.iql import IQLAgent, create_iql_agent
-from networks.exorl import LABEL_POSITIVE, LABEL_UNCOND, ExorlValueNet, LabelVelocity
+from networks.exorl import ExorlValueNet, LabelVelocity
+from networks.labels import LABEL_POSITIVE, LABEL_UNCOND
 
 
 class CFGRLExorlAgent(IQLAgent):

@@ -15,8 +15,7 @@ from agents.base import Batch, Info
 from agents.guidance import get_rule
 from agents.iql import IQLAgent, create_iql_agent
 from networks import OptimalityVelocity
-
-LABEL_NEGATIVE, LABEL_OPTIMAL = 1, 2  # Embedding rows; 0 is ∅ (see OptimalityVelocity).
+from networks.labels import LABEL_NEGATIVE, LABEL_OPTIMAL
 
 
 def optimality_labels(advantages: jnp.ndarray) -> jnp.ndarray:

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from agents import pixel_agents
+
 
 def make_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
     """The image encoder `config.encoder` names, or None for state observations."""
@@ -47,8 +49,6 @@ def encoder_inputs(config: ml_collections.ConfigDict, example_inputs: Dict[str, 
         raise ValueError(f'config.p_aug is a probability, got {p_aug}.')
     if p_aug > 0 and encoder is None:
         raise ValueError(f'config.p_aug={p_aug} augments images: it needs pixel observations and config.encoder.')
-    from agents import pixel_agents  # The registry imports the agents, which import this module.
-
     hint = f'pixel observations are supported by {", ".join(pixel_agents())} with --config.encoder=impala_small'
     if encoder is not None and observations is None:
         raise ValueError(f'agent {agent!r} takes state observations only (config.encoder={config.encoder!r}); {hint}.')

@@ -25,17 +25,17 @@ import numpy as np
 from absl import app, flags
 
 from agents import get_agent_class, get_config
-from agents.trainer import unstack
+from agents.seeds import unstack
 from benchmarks.common import device_name, write_result
 from evaluation.envs import EnvFactory, LocalEnvs, default_workers, make_env_batch
 from evaluation.rollout import (
     EvalPlan,
     bucket_size,
-    cpu_policy,
     default_eval_device,
     evaluate_lockstep,
     evaluate_sequential,
     policy_key,
+    policy_on,
 )
 from experiment.session import example_batch, load_checkpoint_agent
 
@@ -131,7 +131,7 @@ def main(_):
     workers = default_workers(plan.num_rows) if FLAGS.workers is None else FLAGS.workers
     agent, description = make_agent()
     eval_device = FLAGS.eval_device or default_eval_device()
-    policy = cpu_policy(agent, eval_device)
+    policy = policy_on(agent, eval_device)
     example = example_batch(FLAGS.env_name, agent.config)
     compile_seconds = compile_all_shapes(policy, plan, example)
 
@@ -164,7 +164,7 @@ def main(_):
     print(f'\nEvaluation speed on {device}, policy on {eval_device}: {description}, {FLAGS.env_name}')
     print(f'{len(plan.task_ids)} tasks × {plan.num_episodes} episodes × {len(plan.guidance)} weights = '
           f'{plan.num_rows} episodes, {env_steps} environment steps (lockstep run); mean success '
-          f'{lockstep.success.mean():.2f}')
+          f'{lockstep.scores.mean():.2f}')
     print(f'(excluded: environment creation {env_creation:.1f} s, compilation of all batch shapes '
           f'{compile_seconds:.1f} s)')
     print(f'{"mode":<34} {"seconds":>8} {"episodes/s":>10} {"env steps/s":>11} {"÷ lockstep":>10}')
@@ -181,7 +181,7 @@ def main(_):
         'benchmark': 'eval_speed', 'device': device, 'eval_device': eval_device, 'policy': description,
         'env_name': FLAGS.env_name,
         'tasks': list(plan.task_ids), 'episodes_per_task': plan.num_episodes, 'guidance': list(plan.guidance),
-        'episodes': plan.num_rows, 'env_steps': env_steps, 'mean_success': float(lockstep.success.mean()),
+        'episodes': plan.num_rows, 'env_steps': env_steps, 'mean_success': float(lockstep.scores.mean()),
         'max_steps': FLAGS.max_steps, 'workers': workers, 'env_creation_s': env_creation,
         'compile_s': compile_seconds, 'lockstep_s': lockstep_s, 'lockstep_in_process_s': local_s,
         'sequential_s_extrapolated': sequential_s, 'sequential_measured_s': measured_s,

@@ -2,7 +2,7 @@
 
 Workload: N seeds of one configuration, each doing --steps updates in compiled chunks of --chunk updates on a
 synthetic pointmaze-shaped dataset (on-device sampling, as train_speed's chunked loop):
-- vmapped: `ChunkedTrainer(num_seeds=N)` on agents stacked by `agents.trainer.create_agents` and N sampler keys;
+- vmapped: `ChunkedTrainer(num_seeds=N)` on agents stacked by `agents.seeds.create_agents` and N sampler keys;
   every seed trains in the same dispatch. (N = 1 does not vmap: that row times the single-seed trainer twice and
   shows the noise floor.)
 - sequential: one single-seed `ChunkedTrainer` running the N seeds one after the other, what N separate runs do;
@@ -24,9 +24,10 @@ import numpy as np
 from absl import app, flags
 
 from agents import get_agent_class, get_config
-from agents.trainer import ChunkedTrainer, create_agents
+from agents.seeds import create_agents
 from benchmarks.common import device_name, interleaved_median, synthetic_dataset, write_result
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+from experiment.trainer import ChunkedTrainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('seeds', ['1', '2', '4', '8'], 'Numbers of seeds N to measure.')

@@ -16,9 +16,9 @@ import numpy as np
 from absl import app, flags
 
 from agents import get_agent_class, get_config
-from agents.trainer import ChunkedTrainer
 from benchmarks.common import device_name, interleaved_median, synthetic_dataset, write_result
 from datasets.sampler import GoalSamplingConfig, HostGoalSampler, device_dataset, sample_goal_batch
+from experiment.trainer import ChunkedTrainer
 
 SIZES = {  # name: (hidden dims, batch size)
     'paper': ((512, 512, 512, 512), 1024),

@@ -4,15 +4,7 @@ IQL: expectile 0.9, discount 0.99, target rate 0.005, twin critics with min; V, 
 and mish; Adam at 3e-4 (one Adam over all networks equals the authors' separate Adams: Adam is per parameter and the
 losses share no parameters); batch 1024; 1M steps.
 """
-import ml_collections
-
 EXORL_NETWORKS = {'actor_hidden_dims': (512, 512, 512), 'value_hidden_dims': (512, 512, 512)}
-# Config changes an agent gets when its environment is an exorl-* task (experiment/cli.py applies them to a new
-# run's defaults; --config.<key> still overrides them).
-ENV_OVERRIDES = {'awr': {**EXORL_NETWORKS, 'exorl_settings': True}}
-
-
-def apply_env_overrides(config: ml_collections.ConfigDict, env_name: str | None) -> ml_collections.ConfigDict:
-    if env_name and env_name.startswith('exorl-'):
-        config.update(ENV_OVERRIDES.get(config.agent_name, {}))
-    return config
+# AWR as the authors run it on ExORL: the ExORL family (datasets/families.py) gives these to a new awr run's config
+# and says so; --config.<key> still overrides them.
+AWR_EXORL = {**EXORL_NETWORKS, 'exorl_settings': True}

@@ -69,7 +69,7 @@ REDUCED_HIERARCHICAL = ('pointmaze-large-navigate',)  # HCFGRL at w > 1 vs its w
 REDUCED_SINGLETASK = ('pointmaze-large-navigate', 'pointmaze-teleport-navigate')  # CFGRL (IQL) vs AWR.
 REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10), 'pointmaze-teleport-navigate': (3,)}
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
-# Antmaze on data regenerated with the shipped ant expert (datasets/experts/): HCFGRL on medium and large, flat
+# Antmaze on data regenerated with the shipped ant expert (ogbench_gen/experts/): HCFGRL on medium and large, flat
 # CFGRL on medium (oraclerep goals), CFGRL (IQL) vs AWR on single-task large. 20k steps is what 2 cores fit
 # beside the ExORL cells; 20 episodes per task as OGBench's protocol asks.
 REDUCED_ANTMAZE = dict(train_steps=20_000, batch_size=256, eval_interval=20_000, eval_episodes=20)
@@ -78,7 +78,7 @@ REDUCED_ANTMAZE_VALUE_NET = {'actor_hidden_dims': (256, 256, 256), 'value_hidden
 REDUCED_ANTMAZE_HIERARCHICAL = ('antmaze-medium-navigate', 'antmaze-large-navigate')
 REDUCED_ANTMAZE_GC = ('antmaze-medium-navigate',)
 REDUCED_ANTMAZE_SINGLETASK = ('antmaze-large-navigate',)
-REDUCED_ANTMAZE_DATA = 'runs/ogbench_data'  # --dataset_dir of the antmaze cells (datasets.generate's output).
+REDUCED_ANTMAZE_DATA = 'runs/ogbench_data'  # --dataset_dir of the antmaze cells (generated data).
 
 
 # CFGRL beside separately trained baselines at the paper's step count (RESULTS.md "Baselines at the paper's step
@@ -93,7 +93,7 @@ LONG_POINTMAZE_AGENTS = ('gcbc', 'gcfbc', 'cfgrl')  # Gaussian GCBC, flow GCBC (
 LONG_ANTMAZE_AGENTS = ('hgcbc', 'flow_hgcbc', 'hcfgrl')  # Keys of HIERARCHICAL_VARIANTS.
 LONG_POINTMAZE_GUIDANCE = (0, 1, 1.5, 2, 3)
 LONG_ANTMAZE_GUIDANCE = (1, 1.5, 2, 3)
-LONG_DATA = 'runs/ogbench_data'  # --dataset_dir of these cells (datasets.generate's output).
+LONG_DATA = 'runs/ogbench_data'  # --dataset_dir of these cells (generated data).
 
 
 def dataset_name(task: str, kind: str) -> str:
@@ -110,7 +110,7 @@ TABLE1_SEEDS = 4
 TABLE1_GUIDANCE = (1, 1.5, 3, 5, 10, 30, 100)
 TABLE1_AWR_ALPHAS = (1, 3, 10, 30)
 EXORL = dict(train_steps=1_000_000, batch_size=1024, eval_interval=50_000, eval_episodes=10)
-# Reduced ExORL on data collected here (datasets/exorl_collect.py, URLB's RND agent at width 256; OUR data, not
+# Reduced ExORL on data collected here (datasets/exorl_gen/collect.py, URLB's RND agent at width 256; OUR data, not
 # ExORL's): all nine Table 1 tasks, 3 × 256 networks, batch 256, 10k steps, 3 seeds stacked in one process, AWR at
 # its default 1/β.
 REDUCED_TABLE1 = TABLE1

@@ -95,7 +95,7 @@ def _unavailable(root: str, domain: str, algo: str, reason: str) -> DatasetUnava
         f'No ExORL {algo} data for {domain} in {buffer_dir(root, domain, algo)} ({reason}). Either put ExORL\'s '
         f'episode files there (unzip {DOWNLOAD_URL.format(domain=domain, algo=algo)} into '
         f'{os.path.join(root, domain, algo)}), or collect data here with '
-        f'`python -m datasets.exorl_collect --domain={domain} --num_steps=N --dataset_dir={root}` (our own RND '
+        f'`python -m datasets.exorl_gen.collect --domain={domain} --num_steps=N --dataset_dir={root}` (our own RND '
         'data, not ExORL\'s; see README).')
 
 

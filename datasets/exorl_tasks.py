@@ -23,7 +23,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-ENV_PREFIX = 'exorl-'
+from datasets.names import EXORL_PREFIX, is_exorl
+
 TASKS = ('walker-stand', 'walker-walk', 'walker-run', 'cheetah-run', 'cheetah-run-backward', 'quadruped-walk',
          'quadruped-run', 'jaco-reach-top-left', 'jaco-reach-top-right')
 DOMAINS = ('walker', 'cheetah', 'quadruped', 'jaco')
@@ -32,16 +33,12 @@ _RUN_SPEED = 10.0  # Cheetah speed above which run (backward) pays 1, as the sui
 _JACO_TIME_LIMIT = 10.0  # Seconds (URLB's jaco): 250 steps of 0.04 s.
 
 
-def is_exorl(env_name: str) -> bool:
-    return env_name.startswith(ENV_PREFIX)
-
-
 def parse_env_name(env_name: str) -> Tuple[str, str]:
     """'exorl-cheetah-run-backward' -> ('cheetah', 'run-backward'); a clear error naming the tasks otherwise."""
-    name = env_name[len(ENV_PREFIX):] if is_exorl(env_name) else env_name
+    name = env_name[len(EXORL_PREFIX):] if is_exorl(env_name) else env_name
     if name not in TASKS:
         raise ValueError(f'Unknown ExORL task {env_name!r}; valid names: '
-                         f'{", ".join(ENV_PREFIX + t for t in TASKS)}.')
+                         f'{", ".join(EXORL_PREFIX + t for t in TASKS)}.')
     domain, task = name.split('-', 1)
     return domain, task
 

@@ -1,13 +1,14 @@
 """Where a dataset's files are, whether they are complete, and the errors training reports about them.
 
-The training path imports only this module: `ensure_dataset` returns the file of any OGBench dataset name, checking
-it when present, downloading it otherwise, and regenerating it (datasets.generate, imported only then) when the
-download fails and the recipe allows (docs/datasets.md).
+`ensure_dataset` returns the file of any OGBench dataset name, checking it when present, downloading it otherwise,
+and regenerating it when the download fails and the recipe allows (docs/datasets.md): training runs the data
+factory's command for that, and never imports the factory.
 """
 from __future__ import annotations
 
 import http.client
 import os
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -16,9 +17,14 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
+from datasets.names import base_dataset_name
+
 DEFAULT_DATASET_DIR = '~/.ogbench/data'  # Where ogbench looks (ogbench.utils.DEFAULT_DATASET_DIR).
 REQUIRED_KEYS = ('observations', 'actions', 'terminals')  # What ogbench.load_dataset cannot do without.
-DATASET_TYPES = ('navigate', 'stitch', 'explore', 'play', 'noisy')  # Every OGBench dataset name has one.
+GENERATE_COMMAND = 'datasets.ogbench_gen.generate'  # The data factory's regeneration command (python -m).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# (base name, num_episodes=, episode_length=, dataset_dir=, seed=, workers=) -> train path.
+Regenerate = Callable[..., str]
 
 
 class CorruptDatasetError(RuntimeError):
@@ -31,22 +37,6 @@ class DatasetUnavailableError(RuntimeError):
 
 class UnknownDatasetError(ValueError):
     """A dataset name this module cannot regenerate; the message says why and what to do instead."""
-
-
-def base_dataset_name(name: str) -> str:
-    """The dataset file stem behind an OGBench name, derived exactly as `ogbench.make_env_and_datasets` does.
-
-    `-oraclerep` and `-singletask[-taskN]` variants read the plain dataset's file, so they need no file of their own:
-    pointmaze-medium-navigate-oraclerep-v0 → pointmaze-medium-navigate-v0,
-    cube-single-play-singletask-task2-v0 → cube-single-play-v0.
-    """
-    splits = name.split('-')
-    if 'singletask' in splits:
-        pos = splits.index('singletask')
-        return '-'.join(splits[:pos] + splits[-1:])
-    if 'oraclerep' in splits:
-        return '-'.join(splits[:-2] + splits[-1:])
-    return name
 
 
 def dataset_paths(name: str, dataset_dir: str) -> Tuple[str, str]:
@@ -98,30 +88,21 @@ def check_npz_file(path: str) -> Dict[str, tuple]:
     return shapes
 
 
-def _is_ogbench_name(dataset_name: str, registry) -> bool:
-    """Whether a plain dataset name is <registered env>-<dataset type>-v0, as ogbench derives the env id."""
-    splits = dataset_name.split('-')
-    return len(splits) >= 3 and splits[-2] in DATASET_TYPES and '-'.join(splits[:-2] + splits[-1:]) in registry
-
-
-def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool = True,
+def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool | Regenerate = True,
                    num_episodes: int | None = None, episode_length: int | None = None, seed: int = 0,
                    workers: int | None = None) -> str:
     """The train .npz path of any OGBench dataset name (variants included), making the files exist if needed.
 
     Existing files are checked (a corrupt or truncated one raises CorruptDatasetError naming it, never
-    overwritten). Missing files are downloaded with ogbench; if that fails (no network) and the dataset is
-    regenerable and regenerate=True, they are regenerated with the published recipe. A custom num_episodes /
-    episode_length asks for a regeneration of that size, so the download (always published size) is skipped.
+    overwritten). Missing files are downloaded with ogbench; if that fails (no network) they are regenerated with
+    the published recipe: by the data factory's command in a child process (`regenerate=True`, what training does:
+    it never imports the factory), by the function `regenerate` (the factory's own `generate.ensure_dataset`), or
+    not at all (False). A custom num_episodes / episode_length asks for a regeneration of that size, so the
+    download (always published size) is skipped.
     """
-    import gymnasium
     import ogbench
 
     base = base_dataset_name(name)
-    if not _is_ogbench_name(base, gymnasium.registry):
-        from datasets.recipes import get_recipe
-
-        get_recipe(base)  # Not an OGBench name at all: fail at once, listing the valid ones, without a download.
     dataset_dir = resolve_dataset_dir(dataset_dir)
     train_path, val_path = dataset_paths(base, dataset_dir)
     present = [p for p in (train_path, val_path) if os.path.exists(p)]
@@ -145,30 +126,43 @@ def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool =
             return train_path
         except (OSError, http.client.HTTPException) as e:
             failure = f'failed ({type(e).__name__}: {e})'
-    from datasets.generate import REGENERABLE, generate, get_recipe  # Only now: regeneration.
-
-    if base not in REGENERABLE:
-        try:
-            get_recipe(base)
-        except UnknownDatasetError as e:
-            raise DatasetUnavailableError(f'Dataset {base} is not in {dataset_dir} and the download {failure}. '
-                                          f'{e}') from None
-    if not regenerate:
+    unavailable = f'Dataset {base} is not in {dataset_dir} and the download {failure}.'
+    if regenerate is False:
         raise DatasetUnavailableError(
-            f'Dataset {base} is not in {dataset_dir} and the download {failure}. Regenerate it offline with '
-            f'`python -m datasets.generate --dataset={base} --dataset_dir={dataset_dir}`, or copy {base}.npz and '
-            f'{base}-val.npz there from a machine with internet.')
-    print(f'Dataset {base}: not in {dataset_dir}, download {failure}. Regenerating it offline with OGBench\'s '
-          f'environment and scripted oracle (published recipe, seed {seed}); this matches the published data in '
-          f'distribution, not byte for byte.', file=sys.stderr, flush=True)
+            f'{unavailable} Regenerate it offline with `python -m {GENERATE_COMMAND} --dataset={base} '
+            f'--dataset_dir={dataset_dir}`, or copy {base}.npz and {base}-val.npz there from a machine with internet.')
+    sizes = dict(num_episodes=num_episodes, episode_length=episode_length, dataset_dir=dataset_dir, seed=seed,
+                 workers=workers)
+    if regenerate is True:
+        print(f'{unavailable} Regenerating it offline with OGBench\'s environment and scripted oracle (published '
+              f'recipe, seed {seed}; `python -m {GENERATE_COMMAND}`); this matches the published data in '
+              'distribution, not byte for byte.', file=sys.stderr, flush=True)
     try:
-        return generate(base, num_episodes=num_episodes, episode_length=episode_length, dataset_dir=dataset_dir,
-                        seed=seed, workers=workers)[0]
+        return (_run_generate_command if regenerate is True else regenerate)(base, **sizes)
+    except UnknownDatasetError as e:
+        raise DatasetUnavailableError(f'{unavailable} {e}') from None
     except FileExistsError:
         # Another process (a second training run started alongside) finished the same files first: use them.
         check_npz_file(train_path)
         check_npz_file(val_path)
         return train_path
+
+
+def _run_generate_command(base: str, dataset_dir: str, seed: int, num_episodes: int | None = None,
+                          episode_length: int | None = None, workers: int | None = None) -> str:
+    """Regenerates `base` with the data factory's command in a child process, whose progress and errors show as
+    they come; returns the train path."""
+    options = dict(num_episodes=num_episodes, episode_length=episode_length, workers=workers)
+    command = [sys.executable, '-m', GENERATE_COMMAND, f'--dataset={base}', f'--dataset_dir={dataset_dir}',
+               f'--seed={seed}', *(f'--{k}={v}' for k, v in options.items() if v is not None)]
+    status = subprocess.run(command, cwd=REPO_ROOT).returncode
+    train_path, val_path = dataset_paths(base, dataset_dir)
+    if status != 0:
+        if os.path.exists(train_path) and os.path.exists(val_path):
+            raise FileExistsError(train_path)  # A concurrent run wrote them first.
+        raise DatasetUnavailableError(f'Dataset {base} is not in {dataset_dir} and could not be regenerated '
+                                      f'(`python -m {GENERATE_COMMAND}` exited with status {status}, see above).')
+    return train_path
 
 
 def write_atomic(path: str, write: Callable[[Any], None]) -> None:

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from datasets.families import family_of
 from datasets.seeding import legacy_global_seed  # ogbench draws start/goal jitter from the global np.random.
 
 StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (observations, episode over, final-step success)
@@ -25,7 +26,7 @@ StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (observations, episode
 
 @dataclasses.dataclass(frozen=True)
 class EnvFactory:
-    """Creates one evaluation environment of an OGBench dataset/env name (picklable, for worker processes).
+    """Creates one evaluation environment of a dataset name, as its family makes it (picklable, for workers).
 
     `max_episode_steps` overrides the episode limit (a debugging aid: the protocol uses OGBench's own limit).
     """
@@ -34,21 +35,7 @@ class EnvFactory:
     max_episode_steps: Optional[int] = None
 
     def __call__(self):
-        if self.env_name.startswith('exorl-'):
-            from datasets.exorl_tasks import ExorlEnv
-
-            return ExorlEnv(self.env_name, self.max_episode_steps)
-        import mujoco
-        import ogbench
-
-        # MuJoCo's default warning handler appends to MUJOCO_LOG.TXT in the working directory: print instead.
-        mujoco.set_mju_user_warning(_log_mujoco_warning)
-        kwargs = {} if self.max_episode_steps is None else {'max_episode_steps': int(self.max_episode_steps)}
-        return ogbench.make_env_and_datasets(self.env_name, env_only=True, **kwargs)
-
-
-def _log_mujoco_warning(message: str) -> None:
-    print(f'MuJoCo warning: {message}', file=sys.stderr, flush=True)
+        return family_of(self.env_name).make_env(self.env_name, self.max_episode_steps)
 
 
 def as_policy_input(x) -> np.ndarray:

@@ -38,8 +38,9 @@ class EvalResult:
         step: training step of the evaluated parameters.
         task_ids: OGBench task ids (1-based), in evaluation order.
         guidance: the weights, or (None,) for an agent without guidance.
-        success: (W, T, E) score of each episode: final-step `info['success']` in {0, 1}, or with
-            metric = 'return' (ExORL) the episode's return; tables, rows and summary name it by `metric`.
+        scores: (W, T, E) score of each episode, of the kind `metric` names.
+        metric: 'success' (the final step's `info['success']`, in {0, 1}) or 'return' (the episode's return, ExORL);
+            tables, rows and summary name their columns by it.
         lengths: (W, T, E) environment steps each episode took.
         nonfinite: (W, T, E) whether the episode ended on a non-finite action (then a failure); None: none did.
     """
@@ -47,7 +48,7 @@ class EvalResult:
     step: int
     task_ids: Tuple[int, ...]
     guidance: Tuple[Optional[float], ...]
-    success: np.ndarray
+    scores: np.ndarray
     lengths: np.ndarray
     nonfinite: Optional[np.ndarray] = None
     metric: str = 'success'
@@ -62,14 +63,14 @@ class EvalResult:
         return [guidance_key(w) for w in self.guidance]
 
     @property
-    def task_success(self) -> np.ndarray:
-        """(W, T) success rate of each task at each weight."""
-        return self.success.mean(axis=-1)
+    def task_scores(self) -> np.ndarray:
+        """(W, T) mean score of each task at each weight (a success rate, or a mean return)."""
+        return self.scores.mean(axis=-1)
 
     @property
-    def overall_success(self) -> np.ndarray:
+    def overall_scores(self) -> np.ndarray:
         """(W,) mean over tasks (every task has the same number of episodes)."""
-        return self.task_success.mean(axis=-1)
+        return self.task_scores.mean(axis=-1)
 
     def summary(self, env_name: str, agent: str) -> Dict:
         """summary.json's schema (docs/outputs.md): success in [0, 1] per weight, overall and per task (`return` in
@@ -80,8 +81,8 @@ class EvalResult:
             'agent': agent,
             'step': int(self.step),
             'guidance': {
-                key: {f'overall_{m}': float(self.overall_success[i]),
-                      f'task_{m}': {task_column(t): float(self.task_success[i, j])
+                key: {f'overall_{m}': float(self.overall_scores[i]),
+                      f'task_{m}': {task_column(t): float(self.task_scores[i, j])
                                      for j, t in enumerate(self.task_ids)}}
                 for i, key in enumerate(self.keys)
             },
@@ -92,20 +93,20 @@ class EvalResult:
 
     def csv_rows(self) -> List[Dict[str, object]]:
         """One eval.csv row per weight: step, guidance, overall_success (overall_return), one column per task."""
-        return [{'step': int(self.step), 'guidance': key, f'overall_{self.metric}': float(self.overall_success[i]),
-                 **{task_column(t): float(self.task_success[i, j]) for j, t in enumerate(self.task_ids)}}
+        return [{'step': int(self.step), 'guidance': key, f'overall_{self.metric}': float(self.overall_scores[i]),
+                 **{task_column(t): float(self.task_scores[i, j]) for j, t in enumerate(self.task_ids)}}
                 for i, key in enumerate(self.keys)]
 
     def table(self) -> str:
         """A one-screen text table: a row per weight, a column per task, and the overall mean (in %)."""
-        return format_table(self.csv_rows(), f'{self.success.shape[-1]} episodes per task'
+        return format_table(self.csv_rows(), f'{self.scores.shape[-1]} episodes per task'
                             + nonfinite_note([self]))
 
 
 def nonfinite_note(results: Sequence[EvalResult]) -> str:
     """'' or ', N episodes with non-finite actions (failures)' for a table title or a log line."""
     count = sum(r.num_nonfinite for r in results)
-    return f', {count} of {sum(r.success.size for r in results)} episodes with non-finite actions (failures)' \
+    return f', {count} of {sum(r.scores.size for r in results)} episodes with non-finite actions (failures)' \
         if count else ''
 
 
@@ -128,12 +129,12 @@ def seeds_summary(results: Sequence[EvalResult], seeds: Sequence[int], env_name:
     per weight, the std over seeds and each seed's overall value."""
     summary, m = results[0].summary(env_name, agent), results[0].metric
     for i, key in enumerate(results[0].keys):
-        overall = np.array([float(r.overall_success[i]) for r in results])
+        overall = np.array([float(r.overall_scores[i]) for r in results])
         summary['guidance'][key] = {
             f'overall_{m}': float(overall.mean()),
             f'overall_{m}_std': float(overall.std()),
             f'overall_{m}_per_seed': [float(v) for v in overall],
-            f'task_{m}': {task_column(t): float(np.mean([r.task_success[i, j] for r in results]))
+            f'task_{m}': {task_column(t): float(np.mean([r.task_scores[i, j] for r in results]))
                            for j, t in enumerate(results[0].task_ids)},
         }
     summary['seeds'] = [int(s) for s in seeds]

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.trainer import unstack
+from agents.seeds import unstack
 from evaluation.envs import (
     EnvFactory,
     LocalEnvs,
@@ -116,16 +116,16 @@ def to_device(tree, device: str = 'cpu'):
     return jax.device_put(jax.tree.map(local, tree), jax.local_devices(backend=device)[0])
 
 
-def cpu_policy(agent, device: str = 'cpu') -> PolicyFn:
-    """`agent.sample_actions` with the parameters copied to `device` (the CPU unless told otherwise)."""
+def policy_on(agent, device: str) -> PolicyFn:
+    """`agent.sample_actions` with the parameters copied to `device` ('cpu', 'gpu', 'tpu'), where it then runs."""
     agent = to_device(agent, device)
     if agent.guided:
         return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key, guidance=w))
     return lambda obs, goals, key, w: np.asarray(agent.sample_actions(obs, goals, key))
 
 
-def stacked_cpu_policy(agents, device: str = 'cpu') -> SeedsPolicyFn:
-    """The policy of S seeds stacked along a leading axis (`agents.trainer.create_agents`), on `device`: one call
+def stacked_policy_on(agents, device: str) -> SeedsPolicyFn:
+    """The policy of S seeds stacked along a leading axis (`agents.seeds.create_agents`), on `device`: one call
     samples every seed's rows, (S, B, ...) inputs and (S, 2) keys -> (S, B, A) actions."""
     agents = to_device(agents, device)
     if agents.guided:
@@ -173,10 +173,10 @@ class _Videos:
             iio.imwrite(os.path.join(directory, name), np.stack(frames), duration=1000 / VIDEO_FPS, loop=0)
 
 
-def _result(plan: EvalPlan, step: int, success: np.ndarray, lengths: np.ndarray,
+def _result(plan: EvalPlan, step: int, scores: np.ndarray, lengths: np.ndarray,
             nonfinite: np.ndarray) -> EvalResult:
     return EvalResult(step=step, task_ids=tuple(plan.task_ids), guidance=tuple(plan.guidance),
-                      success=np.where(nonfinite, 0.0, success).astype(np.float32).reshape(plan.shape),
+                      scores=np.where(nonfinite, 0.0, scores).astype(np.float32).reshape(plan.shape),
                       lengths=lengths.reshape(plan.shape), nonfinite=nonfinite.reshape(plan.shape),
                       metric=plan.metric)
 
@@ -207,7 +207,7 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
                             step: int, video_dir: Optional[str] = None, progress: bool = True,
                             check_stop: Optional[Callable[[], None]] = None,
                             max_envs: Optional[int] = None) -> List[EvalResult]:
-    """`plan` for each of S seeds (stacked agents, `stacked_cpu_policy`), all in lockstep with one policy call per
+    """`plan` for each of S seeds (stacked agents, `stacked_policy_on`), all in lockstep with one policy call per
     environment step; returns one result per seed.
 
     Environments: each seed has `slots` of them (every row's own, or `max_envs // S` when that is fewer: some
@@ -225,7 +225,7 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
     videos = _Videos(plan)
     slot_row = np.full((num_seeds, slots), -1)  # The row each slot is running (−1: none left).
     next_row = np.zeros(num_seeds, np.int64)
-    success, lengths = np.zeros((num_seeds, n), np.float32), np.zeros((num_seeds, n), np.int64)
+    scores, lengths = np.zeros((num_seeds, n), np.float32), np.zeros((num_seeds, n), np.int64)
     completed, nonfinite = np.zeros((num_seeds, n), bool), np.zeros((num_seeds, n), bool)
     obs = goals = None
 
@@ -276,22 +276,22 @@ def evaluate_lockstep_seeds(policy: SeedsPolicyFn, envs: EnvBatch, plan: EvalPla
             env_live = np.concatenate([live + k * slots for k, live in enumerate(per_seed)])
             actions, finite = finite_actions(np.concatenate([actions[k, :len(live)]
                                                              for k, live in enumerate(per_seed)]))
-            obs[env_live], done, step_success = envs.step(env_live, actions)
+            obs[env_live], done, step_scores = envs.step(env_live, actions)
             ks, js = np.divmod(env_live, slots)
             rows = slot_row[ks, js]
             nonfinite[ks, rows] |= ~finite
             done = done | ~finite
-            success[ks, rows] = step_success
+            scores[ks, rows] = step_scores
             lengths[ks, rows] += 1
             record_frames(env_live, ks, rows)
             if done.any():
                 completed[ks[done], rows[done]] = True
-                bar.set_postfix({plan.metric: f'{success[completed].mean():.2f}'}, refresh=False)
+                bar.set_postfix({plan.metric: f'{scores[completed].mean():.2f}'}, refresh=False)
                 bar.update(int(done.sum()))
                 start_rows(ks[done], js[done])
             t += 1
     videos.save(video_dir)
-    return [_result(plan, step, success[k], lengths[k], nonfinite[k]) for k in range(num_seeds)]
+    return [_result(plan, step, scores[k], lengths[k], nonfinite[k]) for k in range(num_seeds)]
 
 
 def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: int,
@@ -303,7 +303,7 @@ def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: 
     videos = _Videos(plan)
     weights = plan.row_guidance()
     task_ids, seeds = plan.row_tasks_and_seeds(seed, step)
-    success, lengths = np.zeros(plan.num_rows, np.float32), np.zeros(plan.num_rows, np.int64)
+    scores, lengths = np.zeros(plan.num_rows, np.float32), np.zeros(plan.num_rows, np.int64)
     nonfinite = np.zeros(plan.num_rows, bool)
     with _progress(plan, step, progress) as bar:
         for r in range(plan.num_rows):
@@ -317,16 +317,16 @@ def evaluate_sequential(policy: PolicyFn, env, plan: EvalPlan, seed: int, step: 
                     check_stop()
                 action = policy(ob[None], goal[None], policy_key(seed, step, r, lengths[r]), weights[r:r + 1])
                 action, finite = finite_actions(action)
-                ob, done, success[r] = step_episode(env, action[0])
+                ob, done, scores[r] = step_episode(env, action[0])
                 nonfinite[r] |= not finite[0]
                 done = done or not finite[0]
                 lengths[r] += 1
                 if record:
                     videos.add([r], [env.render()])
-            bar.set_postfix({plan.metric: f'{success[:r + 1].mean():.2f}'}, refresh=False)
+            bar.set_postfix({plan.metric: f'{scores[:r + 1].mean():.2f}'}, refresh=False)
             bar.update(1)
     videos.save(video_dir)
-    return _result(plan, step, success, lengths, nonfinite)
+    return _result(plan, step, scores, lengths, nonfinite)
 
 
 class Evaluator:
@@ -374,8 +374,8 @@ class Evaluator:
                 self._envs.resize(1)
             env = self._envs.envs[0]
             if not stacked:
-                return [evaluate_sequential(cpu_policy(agent, self.device), env, self.plan, self.seed, step, **kwargs)]
-            return [evaluate_sequential(cpu_policy(unstack(agent, k), self.device), env, self.plan, s, step,
+                return [evaluate_sequential(policy_on(agent, self.device), env, self.plan, self.seed, step, **kwargs)]
+            return [evaluate_sequential(policy_on(unstack(agent, k), self.device), env, self.plan, s, step,
                                         **{**kwargs, 'video_dir': video_dir if k == 0 else None})
                     for k, s in enumerate(self.seeds)]
         if self._envs is None:
@@ -384,9 +384,9 @@ class Evaluator:
             self._envs = make_env_batch(self.make_env, self.workers)
         kwargs['max_envs'] = self.max_envs
         if not stacked:
-            return [evaluate_lockstep(cpu_policy(agent, self.device), self._envs, self.plan, self.seed, step,
+            return [evaluate_lockstep(policy_on(agent, self.device), self._envs, self.plan, self.seed, step,
                                       **kwargs)]
-        return evaluate_lockstep_seeds(stacked_cpu_policy(agent, self.device), self._envs, self.plan, self.seeds,
+        return evaluate_lockstep_seeds(stacked_policy_on(agent, self.device), self._envs, self.plan, self.seeds,
                                        step, **kwargs)
 
     def close(self) -> None:
@@ -399,15 +399,3 @@ class Evaluator:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def is_single_task(env_name: str) -> bool:
-    """`-singletask` datasets and ExORL tasks evaluate one fixed task: their environment ignores the task_id reset
-    option."""
-    return 'singletask' in env_name.split('-') or env_name.startswith('exorl-')
-
-
-def single_task_id(env) -> int:
-    """The task a single-task environment always resets to."""
-    env.reset()
-    return int(env.unwrapped.cur_task_id)

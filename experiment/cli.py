@@ -1,74 +1,28 @@
-"""main.py's command line: parsing (the config flag's defaults), the typed settings, validation and resume rules.
+"""main.py's command line: parsing (the config flag's defaults) and validation, before any work.
 
 The config flag's defaults depend on the other flags, so absl parses twice (`parse_command_line`, which also reads
 --flagfile): first every flag but the config, then, with the config flag defined, everything. The defaults are
-- a new run: the registered defaults of `--agent`;
+- a new run: the registered defaults of `--agent`, with the changes its environment family implies for it (AWR on
+  ExORL; printed, and noted in meta.json);
 - `--resume=DIR`: the config saved in DIR/config.json (an override on top is a difference, refused unless --force);
 - `--eval_only --restore_path=P`: the config stored in the checkpoint (overrides apply, e.g. flow_steps).
 Tuples are comma lists: `--config.actor_hidden_dims=256,256,256`; one width is `--config.actor_hidden_dims=256`.
 """
-import dataclasses
 import math
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
+import jax
 import ml_collections
 from absl import flags, logging
 from ml_collections import config_flags
 
-DEFAULT_AGENT = 'cfgrl'
+from configs.checks import ConfigValueError, check_values
+from datasets.families import check_dataset_name
+from experiment.settings import Settings, UsageError, config_to_dict, default_config, saved_config
+
 NUM_TASKS = 5  # OGBench defines five evaluation tasks per environment.
-# What a run is: fixed for its lifetime (changing one on --resume is refused unless --force).
-IDENTITY_FLAGS = ('agent', 'env_name', 'seed', 'num_seeds', 'dataset_dir', 'exorl_algo')
-# How this process runs, not what the run is: never recorded in flags.json nor taken from it.
-SESSION_FLAGS = ('resume', 'force', 'restore_path', 'eval_only', 'distributed', 'coordinator_address',
-                 'num_processes', 'process_id', 'eval_device')
-# How a run is evaluated: --eval_only takes the run's values of those not given.
-EVAL_FLAGS = ('eval_episodes', 'eval_tasks', 'eval_guidance', 'eval_max_steps')
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """main.py's flags (the config excluded), typed; see main.py for their meaning. Field order is flags.json's."""
-
-    agent: str
-    env_name: str
-    dataset_dir: Optional[str]
-    exorl_algo: str
-    seed: int
-    num_seeds: int
-    train_steps: int
-    log_interval: int
-    eval_interval: int
-    save_interval: int
-    eval_episodes: int
-    eval_tasks: List[str]
-    eval_guidance: List[str]
-    eval_mode: str
-    eval_workers: Optional[int]
-    eval_max_envs: Optional[int]
-    eval_max_steps: Optional[int]
-    video_episodes: int
-    save_dir: str
-    resume: Optional[str]
-    force: bool
-    restore_path: Optional[str]
-    eval_only: bool
-    distributed: bool
-    coordinator_address: Optional[str]
-    num_processes: Optional[int]
-    process_id: Optional[int]
-    eval_device: Optional[str]
-
-    @property
-    def seeds(self) -> List[int]:
-        """`seed`, or seed, seed + 1, ... with --num_seeds."""
-        return list(range(self.seed, self.seed + self.num_seeds))
-
-
-class UsageError(ValueError):
-    """A bad command line; main prints the message and exits with status 2 before doing any work."""
 
 
 def replace_repeated_tuple_overrides(flag_values: flags.FlagValues) -> None:
@@ -105,14 +59,9 @@ def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues = flag
     Unknown agents, config keys and flags, and a missing run or checkpoint, exit with the reason before any work."""
     try:
         rest = flag_values(argv, known_only=True)  # Every flag but --config.*; expands --flagfile.
-        from experiment import restore
-
-        config = restore.saved_config(flag_values.resume, flag_values.restore_path, flag_values.eval_only)
+        config = saved_config(flag_values.resume, flag_values.restore_path, flag_values.eval_only)
         if config is None:
-            from agents import get_config
-            from configs.exorl import apply_env_overrides
-
-            config = apply_env_overrides(get_config(flag_values.agent), flag_values.env_name)
+            config = default_config(flag_values.agent, flag_values.env_name)
         _check_override_keys(rest, config)
         config_flags.DEFINE_config_dict('config', config, 'Agent config (configs/<agent>.py).',
                                         flag_values=flag_values)
@@ -123,13 +72,6 @@ def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues = flag
         fail(str(e))
 
 
-def settings_from_flags(flag_values: flags.FlagValues) -> Tuple[Settings, Set[str]]:
-    """(the settings, the names of the flags given on the command line)."""
-    names = [field.name for field in dataclasses.fields(Settings)]
-    return (Settings(**{name: flag_values[name].value for name in names}),
-            {name for name in names if flag_values[name].present})
-
-
 def _check_override_keys(args: Sequence[str], config: ml_collections.ConfigDict) -> None:
     for arg in args[1:]:
         match = re.match(r'--?config\.([^=\s]+)', arg)
@@ -138,38 +80,14 @@ def _check_override_keys(args: Sequence[str], config: ml_collections.ConfigDict)
                              f'{", ".join(sorted(config_to_dict(config)))}.')
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Configs as JSON (config.json, checkpoint meta) and their differences.
-# ------------------------------------------------------------------------------------------------------------------
-def config_to_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
-    """A flat JSON-able dict of the config (tuples become lists)."""
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items()}
-
-
-def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
-    """The config saved as `values`, typed as its agent's defaults (JSON lists back to tuples)."""
-    from agents import get_config
-
-    config = get_config(values.get('agent_name', ''))
-    unknown = sorted(set(values) - set(config.keys()))
-    if unknown:
-        raise UsageError(f'the saved config has keys unknown to agent {config.agent_name!r}: {unknown} '
-                         '(saved by another version of the code?).')
-    for key, value in values.items():
-        config[key] = tuple(value) if isinstance(config[key], tuple) else value
-    return config
-
-
 def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
     """Types the flag parser cannot check: tuple elements (`--config.actor_hidden_dims=a,b` parses as ('a,b',)),
     the agent the config belongs to and every key's valid range (configs/checks.py)."""
-    from agents import get_config
-
     if config.agent_name != agent:
         raise UsageError(f'config.agent_name is {config.agent_name!r} but --agent is {agent!r}.')
     if config.batch_size < 1:
         raise UsageError(f'config.batch_size must be positive, got {config.batch_size}.')
-    for key, default in get_config(agent).items():
+    for key, default in default_config(agent).items():
         value = config[key]
         if isinstance(default, tuple) and default:
             kind = type(default[0])
@@ -178,8 +96,6 @@ def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
                 raise UsageError(f'config.{key} must be a non-empty tuple of {kind.__name__}'
                                  f'{" > 0" * (kind is int)}, e.g. --config.{key}={",".join(map(str, default))}; '
                                  f'got {value!r}.')
-    from configs.checks import ConfigValueError, check_values
-
     try:  # Every key's valid range, declared once in configs/checks.py.
         check_values(config)
     except ConfigValueError as e:
@@ -189,11 +105,6 @@ def check_config(config: ml_collections.ConfigDict, agent: str) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 # main.py's flags.
 # ------------------------------------------------------------------------------------------------------------------
-def recorded(settings: Settings) -> Dict[str, Any]:
-    """The settings a run records in flags.json (session flags excluded)."""
-    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in SESSION_FLAGS}
-
-
 def check_mode(settings: Settings) -> None:
     """The flags choosing what this process does (train, resume, evaluate a checkpoint) are consistent."""
     if settings.eval_only and not settings.restore_path:
@@ -208,8 +119,6 @@ def check_mode(settings: Settings) -> None:
 
 def validate(settings: Settings) -> None:
     """Every check that needs no data: names, intervals, task ids, guidance weights (UsageError otherwise)."""
-    from datasets.loading import check_dataset_name
-
     try:
         check_dataset_name(settings.env_name)
     except ValueError as e:
@@ -234,8 +143,6 @@ def validate(settings: Settings) -> None:
     if settings.eval_max_steps is not None and settings.eval_max_steps < 1:
         raise UsageError(f'--eval_max_steps must be positive, got {settings.eval_max_steps}.')
     if settings.eval_device is not None:
-        import jax
-
         try:
             jax.local_devices(backend=settings.eval_device)
         except RuntimeError:

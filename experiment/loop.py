@@ -8,8 +8,8 @@ machine. Evaluation draws its own seeds from (seed, step) and never touches the 
 Stopping: Ctrl-C finishes the current chunk (or environment step of an evaluation), saves a checkpoint and exits
 with status 130; a second Ctrl-C aborts at once. SIGTERM and SIGUSR1 (a cluster's preemption or time-limit
 warning) do the same but exit with status 75, which asks the launcher to requeue the run (scripts/slurm_cell.sh).
-A non-finite training metric stops the run naming the step; that state is not saved, and the message names the
-newest checkpoint that reads back and matches its digest.
+A non-finite training metric stops the run naming the step; that state is not saved, so the last checkpoint stays
+the last good one.
 """
 import contextlib
 import dataclasses
@@ -25,16 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.trainer import ChunkedTrainer
 from evaluation.results import EvalResult, format_table, metric_of
 from experiment.checkpoints import Checkpointer
 from experiment.run_dir import RunDir
+from experiment.trainer import ChunkedTrainer
 
 MAX_CHUNK = 1000  # Updates per compiled dispatch at most: bounds the latency of Ctrl-C and of the progress bar.
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
 EXIT_REQUEUE = 75  # sysexits' EX_TEMPFAIL: stopped by the cluster, continue with --resume.
 
-# (agent, step, check_stop) -> one result per seed.
+# (agent, step, check_stop) -> one result per seed (evaluation.rollout.Evaluator).
 EvaluateFn = Callable[[Any, int, Callable[[], None]], List[EvalResult]]
 
 
@@ -116,16 +116,7 @@ class _NoWriter:
         pass
 
 
-@dataclasses.dataclass
-class _State:
-    """What a checkpoint saves, as of the last completed chunk."""
-
-    agent: Any
-    sampler_rng: jax.Array
-    step: int
-
-
-class _MetricMeans:
+class MetricMeans:
     """Means of the per-step training metrics since the last log (and over seeds: metrics of stacked seeds have
     shape (S, K), a single run's (K,))."""
 
@@ -159,126 +150,127 @@ def check_finite(infos: Dict[str, np.ndarray], first_step: int, seeds: Optional[
                                   f'{first_step + int(where[-1]) + 1}{seed}')
 
 
-class TrainLoop:
-    """Trains from a step to `schedule.train_steps`, logging, evaluating and checkpointing on schedule.
+class Saver:
+    """Saves checkpoints that are good to resume from: it refuses (NonFiniteMetric) non-finite parameters, and a
+    policy that samples non-finite actions (`check_policy(agent, step)`), so the last checkpoint stays the last good
+    one. `meta` goes into every checkpoint (agent, env_name, seed, config) so that it can be re-evaluated alone."""
 
-    `evaluate` is None when the run evaluates nothing (--eval_episodes=0). `checkpoint_meta` is stored in every
-    checkpoint (agent, env_name, seed, config) so that a checkpoint can be re-evaluated on its own.
-    `writes=False` (every process but the first of a multi-process job): train and take part in checkpoint saves,
-    but write no run-directory file, log nothing and show no progress. `check_policy(agent, step)`, run before
-    every save, raises NonFiniteMetric when the policy samples non-finite actions.
-    """
+    def __init__(self, checkpointer: Checkpointer, meta: Dict[str, Any],
+                 check_policy: Optional[Callable[[Any, int], None]] = None):
+        self.checkpointer, self.meta, self.check_policy = checkpointer, meta, check_policy
 
-    def __init__(self, run: RunDir, checkpointer: Checkpointer, trainer: ChunkedTrainer, schedule: Schedule,
-                 evaluate: Optional[EvaluateFn], checkpoint_meta: Dict[str, Any], progress: bool = True,
-                 writes: bool = True, check_policy: Optional[Callable[[Any, int], None]] = None):
-        self.run, self.checkpointer, self.trainer, self.schedule = run, checkpointer, trainer, schedule
-        self.evaluate, self.meta, self.progress, self.writes = evaluate, checkpoint_meta, progress and writes, writes
-        self.check_policy = check_policy
-
-    def __call__(self, agent: Any, sampler_rng: jax.Array, step: int) -> int:
-        """Runs to the end (or a stop); returns the process exit status."""
-        if self.writes:
-            self.run.discard_evals_after(step)
-        state = _State(agent, sampler_rng, step)
-        writer_context = (self.run.summary_writer(purge_step=step) if self.writes
-                          else contextlib.nullcontext(_NoWriter()))
-        try:
-            with GracefulStop() as stop, writer_context as writer, \
-                    tqdm(total=self.schedule.train_steps, initial=step, unit='step', desc='train',
-                         dynamic_ncols=True, disable=not self.progress) as bar:
-                try:
-                    try:
-                        self._train(state, stop, writer, bar)
-                    except StopRequested:
-                        self._save(state)  # Like every save, refuses non-finite parameters.
-                        bar.close()
-                        print(f'Stopped at step {state.step}; checkpoint saved. Continue with '
-                              f'--resume={self.run.path}')
-                        return stop.exit_status
-                except NonFiniteMetric as e:
-                    bar.close()
-                    print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: '
-                          f'{self._last_checkpoint(verified=True)}.')
-                    return EXIT_NON_FINITE
-        except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.
-            print(f'Aborted. Last checkpoint: {self._last_checkpoint()}.', file=sys.stderr)
-            return EXIT_INTERRUPTED
-        if self.writes:
-            self._print_final_table()
-        return EXIT_OK
-
-    def _last_checkpoint(self, verified: bool = False) -> str:
-        """The newest checkpoint; `verified`: the newest that reads back and matches its digest."""
-        latest = self.checkpointer.newest_verified_step() if verified else self.checkpointer.latest_step()
-        if latest is None:
-            return f'none (--resume={self.run.path} would start from step 0)'
-        return f'step {latest} in {self.checkpointer.directory}' + (' (verified)' if verified else '')
-
-    def _train(self, state: '_State', stop: GracefulStop, writer, bar) -> None:
-        """The loop proper; `state` always holds the latest complete chunk's result."""
-        schedule = self.schedule
-        # A checkpoint saved by Ctrl-C during an evaluation lacks that evaluation: do it first.
-        if self.evaluate and state.step > 0 and schedule.due(state.step, schedule.eval_interval) \
-                and state.step not in self.run.evaluated_steps():
-            self._evaluate(state, writer, stop)
-        means, last_log = _MetricMeans(), (state.step, time.perf_counter())
-        while state.step < schedule.train_steps:
-            stop.check()
-            start, end = state.step, schedule.chunk_end(state.step)
-            # The chunk consumes (donates) the agent: the state is replaced by its result at once.
-            state.agent, state.sampler_rng, infos = self.trainer.run(state.agent, state.sampler_rng, end - start)
-            state.step = end
-            infos = jax.device_get(infos)
-            check_finite(infos, start, self.meta.get('seeds'))  # A non-finite state is never saved: stop here.
-            means.add(infos)
-            bar.update(end - bar.n)
-            if schedule.due(end, schedule.log_interval):
-                last_log = self._log(means.pop(), end, last_log, writer, bar, state.agent)
-            if self.evaluate and schedule.due(end, schedule.eval_interval):
-                self._evaluate(state, writer, stop)
-            if schedule.due(end, schedule.save_interval):
-                self._save(state)
-
-    def _log(self, means: Dict[str, float], step: int, last_log, writer, bar, agent) -> tuple:
-        last_step, last_time = last_log
-        now = time.perf_counter()
-        means['steps_per_sec'] = (step - last_step) / max(now - last_time, 1e-9)
-        for key, value in means.items():
-            writer.add_scalar(f'train/{key}', value, step)
-        validation = self.trainer.validate(agent, step)
-        for key, value in validation.items():
-            writer.add_scalar(f'val/{key}', value, step)
-        if self.writes:
-            self.run.record_train(step, {**means, **{f'val_{k}': v for k, v in validation.items()}})
-        bar.set_postfix({k: f'{v:.4g}' for k, v in means.items() if k.endswith('loss')}, refresh=False)
-        return step, now
-
-    def _evaluate(self, state: '_State', writer, stop: GracefulStop) -> None:
-        step = state.step
-        results = self.evaluate(state.agent, step, stop.check)
-        rows = self.run.record_results(results, self.meta['seeds'], self.meta['env_name'], self.meta['agent'])
-        for row in rows:
-            for key, value in row.items():
-                if key not in ('step', 'guidance'):
-                    writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
-        metric = metric_of(rows[0])
-        summary = ', '.join(f'w={row["guidance"]}: {row[f"overall_{metric}"]:.2f}' for row in rows)
-        tqdm.write(f'step {step}: {metric} {summary}' + (f' (mean of {len(results)} seeds)'
-                                                         if len(results) > 1 else ''))
-
-    def _save(self, state: '_State') -> None:
+    def save(self, step: int, agent: Any, sampler_rng: jax.Array) -> None:
         # Metrics are computed before each update, so the last update of a chunk could break the parameters
         # unseen: check them before they become the "last good" checkpoint.
-        if not all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(state.agent.network.params)):
-            raise NonFiniteMetric(f'non-finite parameters at step {state.step}')
+        if not all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(agent.network.params)):
+            raise NonFiniteMetric(f'non-finite parameters at step {step}')
         if self.check_policy is not None:
-            self.check_policy(state.agent, state.step)
-        self.checkpointer.save(state.step, state.agent, state.sampler_rng, self.meta)
+            self.check_policy(agent, step)
+        self.checkpointer.save(step, agent, sampler_rng, self.meta)
 
-    def _print_final_table(self) -> None:
-        rows = self.run.eval_rows()
-        if rows:
-            last = max(int(row['step']) for row in rows)
-            print(format_table([row for row in rows if int(row['step']) == last]))
-        print(f'Run directory: {self.run.path}')
+    def last(self, run: RunDir, verified: bool = False) -> str:
+        """Where the last checkpoint is, for a message; `verified`: the newest that reads back and matches its
+        digest."""
+        latest = self.checkpointer.newest_verified_step() if verified else self.checkpointer.latest_step()
+        if latest is None:
+            return f'none (--resume={run.path} would start from step 0)'
+        return f'step {latest} in {self.checkpointer.directory}' + (' (verified)' if verified else '')
+
+
+def train_loop(agent: Any, sampler_rng: jax.Array, step: int, *, run: RunDir, trainer: ChunkedTrainer,
+               saver: Saver, evaluate: Optional[EvaluateFn], schedule: Schedule, seeds: Sequence[int] = (0,),
+               env_name: str = '', agent_name: str = '', writes: bool = True, progress: bool = True) -> int:
+    """Trains from `step` to `schedule.train_steps`: a compiled chunk, then on schedule a log, an evaluation and a
+    checkpoint, until done or stopped (module docstring); returns the process exit status.
+
+    `evaluate` is None when the run evaluates nothing. `writes=False` (every process but the first of a
+    multi-process job): train and take part in checkpoint saves, but write no run-directory file, log nothing and
+    show no progress.
+    """
+    if writes:
+        run.discard_evals_after(step)
+    writer_context = run.summary_writer(purge_step=step) if writes else contextlib.nullcontext(_NoWriter())
+    try:
+        with GracefulStop() as stop, writer_context as writer, \
+                tqdm(total=schedule.train_steps, initial=step, unit='step', desc='train', dynamic_ncols=True,
+                     disable=not (progress and writes)) as bar:
+            try:
+                try:
+                    # A checkpoint saved by Ctrl-C during an evaluation lacks that evaluation: do it first.
+                    if evaluate and step > 0 and schedule.due(step, schedule.eval_interval) \
+                            and step not in run.evaluated_steps():
+                        record_evaluation(evaluate(agent, step, stop.check), step, run, writer, seeds, env_name,
+                                          agent_name)
+                    means, last_log = MetricMeans(), (step, time.perf_counter())
+                    while step < schedule.train_steps:
+                        stop.check()
+                        start, end = step, schedule.chunk_end(step)
+                        # The chunk consumes (donates) the agent: only its result is used from here on.
+                        agent, sampler_rng, infos = trainer.run(agent, sampler_rng, end - start)
+                        step = end
+                        infos = jax.device_get(infos)
+                        check_finite(infos, start, seeds)  # A non-finite state is never saved: stop here.
+                        means.add(infos)
+                        bar.update(step - bar.n)
+                        if schedule.due(step, schedule.log_interval):
+                            last_log = log_training(means.pop(), step, last_log, trainer.validate(agent, step),
+                                                    run if writes else None, writer, bar)
+                        if evaluate and schedule.due(step, schedule.eval_interval):
+                            record_evaluation(evaluate(agent, step, stop.check), step, run, writer, seeds, env_name,
+                                              agent_name)
+                        if schedule.due(step, schedule.save_interval):
+                            saver.save(step, agent, sampler_rng)
+                except StopRequested:
+                    saver.save(step, agent, sampler_rng)  # Like every save, refuses non-finite parameters.
+                    bar.close()
+                    print(f'Stopped at step {step}; checkpoint saved. Continue with --resume={run.path}')
+                    return stop.exit_status
+            except NonFiniteMetric as e:
+                bar.close()
+                print(f'Training stopped: {e}. The non-finite state was not saved; last good checkpoint: '
+                      f'{saver.last(run, verified=True)}.')
+                return EXIT_NON_FINITE
+    except KeyboardInterrupt:  # A second Ctrl-C: abort without saving.
+        print(f'Aborted. Last checkpoint: {saver.last(run)}.', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if writes:
+        print_final_table(run)
+    return EXIT_OK
+
+
+def log_training(means: Dict[str, float], step: int, last_log: tuple, validation: Dict[str, float],
+                 run: Optional[RunDir], writer, bar) -> tuple:
+    """Logs the training metrics' means since the last log, steps/s and the validation metrics (TensorBoard,
+    train.csv, the progress bar); returns (step, time) of this log."""
+    last_step, last_time = last_log
+    now = time.perf_counter()
+    means['steps_per_sec'] = (step - last_step) / max(now - last_time, 1e-9)
+    for key, value in means.items():
+        writer.add_scalar(f'train/{key}', value, step)
+    for key, value in validation.items():
+        writer.add_scalar(f'val/{key}', value, step)
+    if run is not None:
+        run.record_train(step, {**means, **{f'val_{k}': v for k, v in validation.items()}})
+    bar.set_postfix({k: f'{v:.4g}' for k, v in means.items() if k.endswith('loss')}, refresh=False)
+    return step, now
+
+
+def record_evaluation(results: List[EvalResult], step: int, run: RunDir, writer, seeds: Sequence[int],
+                      env_name: str, agent_name: str) -> None:
+    """Writes one evaluation (eval.csv, summary.json, plot, TensorBoard) and prints its line."""
+    rows = run.record_results(results, list(seeds), env_name, agent_name)
+    for row in rows:
+        for key, value in row.items():
+            if key not in ('step', 'guidance'):
+                writer.add_scalar(f'eval/{key}/w={row["guidance"]}', value, step)
+    metric = metric_of(rows[0])
+    summary = ', '.join(f'w={row["guidance"]}: {row[f"overall_{metric}"]:.2f}' for row in rows)
+    tqdm.write(f'step {step}: {metric} {summary}' + (f' (mean of {len(results)} seeds)' if len(results) > 1 else ''))
+
+
+def print_final_table(run: RunDir) -> None:
+    rows = run.eval_rows()
+    if rows:
+        last = max(int(row['step']) for row in rows)
+        print(format_table([row for row in rows if int(row['step']) == last]))
+    print(f'Run directory: {run.path}')

@@ -7,54 +7,50 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import ml_collections
 
-from experiment import cli
 from experiment.checkpoints import Checkpointer, locate_checkpoint
 from experiment.run_dir import RunDir
+from experiment.settings import (
+    EVAL_FLAGS,
+    IDENTITY_FLAGS,
+    Settings,
+    UsageError,
+    config_to_dict,
+    default_config,
+)
 
 
-def saved_config(resume: Optional[str], restore_path: Optional[str],
-                 eval_only: bool) -> Optional[ml_collections.ConfigDict]:
-    """The config a resumed run or an evaluated checkpoint was trained with; None for a new run."""
-    if resume:
-        return cli.config_from_dict(RunDir.open(resume).read_json(RunDir.CONFIG))
-    if restore_path and eval_only:
-        checkpointer, step, _ = locate_checkpoint(restore_path)
-        return cli.config_from_dict(checkpointer.read_meta(step)['config'])
-    return None
-
-
-def resume(settings: cli.Settings, explicit: Set[str],
-           config: ml_collections.ConfigDict) -> Tuple[cli.Settings, RunDir, List[str]]:
+def resume(settings: Settings, explicit: Set[str],
+           config: ml_collections.ConfigDict) -> Tuple[Settings, RunDir, List[str]]:
     """(settings, run directory, notes for meta.json) of --resume: flags not given take the run's saved values; a
     changed identity flag or config value is refused, naming each difference, unless --force."""
     run = RunDir.open(settings.resume)
     settings, changes = merge_saved(settings, explicit, run.read_json(RunDir.FLAGS))
-    changes += config_differences(run.read_json(RunDir.CONFIG), cli.config_to_dict(config))
+    changes += config_differences(run.read_json(RunDir.CONFIG), config_to_dict(config))
     if changes and not settings.force:
-        raise cli.UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
+        raise UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
                              'Pass --force to resume anyway.')
     return settings, run, [f'forced change on resume: {c}' for c in changes]
 
 
-def eval_only(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict
-              ) -> Tuple[cli.Settings, Checkpointer, int, Optional[str], List[str]]:
+def eval_only(settings: Settings, explicit: Set[str], config: ml_collections.ConfigDict
+              ) -> Tuple[Settings, Checkpointer, int, Optional[str], List[str]]:
     """(settings, checkpointer, step, run directory or None, notes) of --eval_only: agent, environment and seed
-    default to the checkpoint's, the evaluation flags not given (cli.EVAL_FLAGS) to its run's; config overrides
+    default to the checkpoint's, the evaluation flags not given (EVAL_FLAGS) to its run's; config overrides
     apply (e.g. another flow_steps) and are recorded."""
     checkpointer, step, run_path = locate_checkpoint(settings.restore_path)
     meta = checkpointer.read_meta(step)
     run_flags = RunDir(run_path).read_json(RunDir.FLAGS) if run_path and os.path.isfile(
         os.path.join(run_path, RunDir.FLAGS)) else {}
     settings, changes = merge_saved(settings, explicit, {
-        **{k: v for k, v in run_flags.items() if k in cli.EVAL_FLAGS}, **meta})
+        **{k: v for k, v in run_flags.items() if k in EVAL_FLAGS}, **meta})
     source = "the run's flags.json" if run_flags else "main.py's defaults"
-    print('Evaluating with ' + ' '.join(f'--{k}={_flag_text(getattr(settings, k))}' for k in cli.EVAL_FLAGS)
+    print('Evaluating with ' + ' '.join(f'--{k}={_flag_text(getattr(settings, k))}' for k in EVAL_FLAGS)
           + f' (not given: from {source}).')
     if changes and not settings.force:
-        raise cli.UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
+        raise UsageError(f'the checkpoint was trained with other settings: {"; ".join(changes)}. '
                              'Pass --force to evaluate it anyway.')
     notes = [f'restored from {checkpointer.directory}/{step}']
-    notes += [f'config override: {c}' for c in config_differences(meta['config'], cli.config_to_dict(config))]
+    notes += [f'config override: {c}' for c in config_differences(meta['config'], config_to_dict(config))]
     return settings, checkpointer, step, run_path, notes
 
 
@@ -62,29 +58,27 @@ def _flag_text(value) -> str:
     return ','.join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def merge_saved(settings: cli.Settings, explicit: Set[str],
-                saved: Dict[str, Any]) -> Tuple[cli.Settings, List[str]]:
+def merge_saved(settings: Settings, explicit: Set[str],
+                saved: Dict[str, Any]) -> Tuple[Settings, List[str]]:
     """Settings of a continued run: the saved value of every flag not given on this command line.
 
     Returns (merged settings, the identity flags given with a different value: refused unless --force)."""
     merged = {k: (v if k in explicit or k not in saved else saved[k])
               for k, v in dataclasses.asdict(settings).items()}
-    changed = [f'--{k}: {saved[k]} -> {merged[k]}' for k in cli.IDENTITY_FLAGS if k in saved and saved[k] != merged[k]]
+    changed = [f'--{k}: {saved[k]} -> {merged[k]}' for k in IDENTITY_FLAGS if k in saved and saved[k] != merged[k]]
     saved_seeds = saved.get('num_seeds', 1)  # Runs from before --num_seeds had one seed.
     if merged['num_seeds'] != saved_seeds:  # The checkpoint's arrays have one row per seed: not forceable.
-        raise cli.UsageError(f'--num_seeds={merged["num_seeds"]} cannot differ from the {saved_seeds} seed(s) '
+        raise UsageError(f'--num_seeds={merged["num_seeds"]} cannot differ from the {saved_seeds} seed(s) '
                          'the run or checkpoint was trained with.')
-    return cli.Settings(**merged), changed
+    return Settings(**merged), changed
 
 
 def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     """'config.<key>: old -> new' for each key whose value differs. A key the saved config (`old`) lacks but whose
     new value is the agent's default is no difference: it was added to the code after that run was saved, with the
     behaviour the run had."""
-    from agents import get_config
-
     try:
-        defaults = cli.config_to_dict(get_config(new.get('agent_name', old.get('agent_name', ''))))
+        defaults = config_to_dict(default_config(new.get('agent_name', old.get('agent_name', ''))))
     except ValueError:  # An unknown agent: no defaults to compare with.
         defaults = {}
     return [f'config.{key}: {old.get(key, "<absent>")} -> {new.get(key, "<absent>")}'

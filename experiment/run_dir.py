@@ -31,6 +31,7 @@ import time
 from importlib import metadata
 from typing import Any, Dict, List, Optional
 
+from agents import AGENTS, get_agent_class
 from evaluation.plots import plot_success
 from evaluation.results import EvalResult, seeds_csv_rows, seeds_summary
 from experiment.checkpoints import CHECKPOINT_DIR
@@ -209,8 +210,6 @@ class RunDir:
 
 def w1_label(agent: str) -> str:
     """What guidance weight 1 samples for `agent` (its class's `w1_label`), for the plot."""
-    from agents import AGENTS, get_agent_class
-
     return get_agent_class(agent).w1_label if agent in AGENTS else 'w = 1'
 
 

@@ -1,4 +1,5 @@
-"""The pieces main.py wires together: which run directory, which settings, the evaluator, and --eval_only."""
+"""What main.py uses besides the loop: the settings of a continued run, the run directory, the mesh, the evaluator,
+the policy check before each save, and --eval_only."""
 import math
 import os
 import shutil
@@ -13,31 +14,25 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from agents import get_agent_class
-from agents.trainer import create_agents, data_parallel_mesh, seed_parallel_mesh
+from agents.seeds import create_agent
+from datasets.families import family_of
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from evaluation.envs import EnvFactory, reset_episode
 from evaluation.results import format_table
-from evaluation.rollout import (
-    EvalPlan,
-    Evaluator,
-    cpu_policy,
-    is_single_task,
-    policy_key,
-    single_task_id,
-    stacked_cpu_policy,
-)
+from evaluation.rollout import EvalPlan, Evaluator, policy_key, policy_on, stacked_policy_on
 from experiment import cli, faults, restore
 from experiment.checkpoints import CheckpointDamaged, Checkpointer, locate_checkpoint
 from experiment.loop import EXIT_OK, NonFiniteMetric
 from experiment.run_dir import RunDir
+from experiment.settings import Settings, UsageError, config_from_dict, config_to_dict, family_overrides, recorded
+from experiment.trainer import data_parallel_mesh, seed_parallel_mesh
 
 PROBE_ROWS = 16  # Training rows the policy is sampled on before a checkpoint is saved.
 SAMPLER_STREAM = 1  # The sampler's key is fold_in(PRNGKey(seed), 1): independent of the agent's PRNGKey(seed) splits.
 
 
-def resolve_settings(settings: cli.Settings, explicit: Set[str],
-                     config: ml_collections.ConfigDict) -> Tuple[cli.Settings, Optional[RunDir], List[str]]:
+def resolve_settings(settings: Settings, explicit: Set[str],
+                     config: ml_collections.ConfigDict) -> Tuple[Settings, Optional[RunDir], List[str]]:
     """Validated settings, the run directory being resumed (None for a new run) and notes for meta.json. Nothing
     is created here: a new run's directory is made once its data has loaded."""
     run, notes = None, []
@@ -48,10 +43,24 @@ def resolve_settings(settings: cli.Settings, explicit: Set[str],
     faults.check_writable(run.path if run else settings.save_dir, '--resume' if run else '--save_dir')
     if notes:  # Forced changes: --force can change how training continues, not the arrays' shapes.
         check_shapes(run, settings, config)
+    if run is None:
+        notes = family_note(settings)
     return settings, run, notes
 
 
-def check_shapes(run: RunDir, settings: cli.Settings, config: ml_collections.ConfigDict) -> None:
+def family_note(settings: Settings) -> List[str]:
+    """Says (and returns, for meta.json) which config values a new run took from its environment family."""
+    overrides = family_overrides(settings.agent, settings.env_name)
+    if not overrides:
+        return []
+    values = ', '.join(f'{k}={v}' for k, v in overrides.items())
+    note = (f'{family_of(settings.env_name).name} settings of {settings.agent} (datasets/families.py): {values}; '
+            '--config.<key> overrides them')
+    print(f'{note}.')
+    return [note]
+
+
+def check_shapes(run: RunDir, settings: Settings, config: ml_collections.ConfigDict) -> None:
     """Refuses (UsageError) to resume `run` with a config whose arrays differ in shape from its last checkpoint's:
     --force can change how training continues, not the network. Builds no data and no real arrays."""
     if not os.path.isdir(run.checkpoint_dir):
@@ -74,12 +83,12 @@ def check_shapes(run: RunDir, settings: cli.Settings, config: ml_collections.Con
     differing = [key for key in wanted if saved.get(key) != wanted[key]]
     if differing:
         key = differing[0]
-        raise cli.UsageError(f'the config changes the shapes of {len(differing)} saved arrays of {run.path} (e.g. '
+        raise UsageError(f'the config changes the shapes of {len(differing)} saved arrays of {run.path} (e.g. '
                              f'{key}: {saved.get(key, "absent")} -> {wanted[key]}); --force cannot change shapes. '
                              'Start a new run with this config instead.')
 
 
-def new_run_dir(settings: cli.Settings) -> RunDir:
+def new_run_dir(settings: Settings) -> RunDir:
     """A new run directory; in a multi-process job process 0 creates it and every process gets its path."""
     path = ''
     if jax.process_index() == 0:
@@ -93,22 +102,13 @@ def new_run_dir(settings: cli.Settings) -> RunDir:
     return RunDir(path)
 
 
-def create_agent(agent: str, seeds: List[int], example: Dict[str, np.ndarray], config: ml_collections.ConfigDict):
-    """A freshly initialised agent; with several seeds, one per seed stacked along a leading axis (seed k
-    initialised exactly as a single run with seed k)."""
-    agent_cls = get_agent_class(agent)
-    if len(seeds) == 1:
-        return agent_cls.create(seeds[0], example, config)
-    return create_agents(agent_cls, seeds, example, config)
-
-
 def initial_sampler_rng(seed: int, num_seeds: int = 1) -> jax.Array:
     """The batch sampler's key (one per seed, stacked, with num_seeds > 1)."""
     keys = [jax.random.fold_in(jax.random.PRNGKey(s), SAMPLER_STREAM) for s in range(seed, seed + num_seeds)]
     return keys[0] if num_seeds == 1 else jnp.stack(keys)
 
 
-def training_mesh(settings: cli.Settings, config: ml_collections.ConfigDict) -> Optional[Mesh]:
+def training_mesh(settings: Settings, config: ml_collections.ConfigDict) -> Optional[Mesh]:
     """The devices training spreads over; None on one device.
     - One seed: data parallelism over every device (the batch sharded, parameters replicated), across hosts too.
     - Several seeds: seed parallelism over this process's devices, as many as divide --num_seeds (each device
@@ -132,19 +132,19 @@ def training_mesh(settings: cli.Settings, config: ml_collections.ConfigDict) -> 
         logging.warning('Seed-parallel training: %d seeds over %d devices.', settings.num_seeds, count)
         return seed_parallel_mesh(devices[:count])
     if config.batch_size % len(devices):
-        raise cli.UsageError(f'config.batch_size={config.batch_size} must be divisible by the {len(devices)} '
+        raise UsageError(f'config.batch_size={config.batch_size} must be divisible by the {len(devices)} '
                              'devices for data-parallel training.')
     logging.warning('Data-parallel training over %d devices: %s.', len(devices), devices)
     return data_parallel_mesh(devices)
 
 
-def checkpoint_meta(settings: cli.Settings, config: ml_collections.ConfigDict) -> Dict:
+def checkpoint_meta(settings: Settings, config: ml_collections.ConfigDict) -> Dict:
     """What every checkpoint carries besides arrays, so that it can be re-evaluated on its own."""
     return {'agent': settings.agent, 'env_name': settings.env_name, 'seed': settings.seed,
-            'num_seeds': settings.num_seeds, 'seeds': settings.seeds, 'config': cli.config_to_dict(config)}
+            'num_seeds': settings.num_seeds, 'seeds': settings.seeds, 'config': config_to_dict(config)}
 
 
-def policy_check(settings: cli.Settings, example: Dict[str, np.ndarray], guided: bool) -> Callable[[Any, int], None]:
+def policy_check(settings: Settings, example: Dict[str, np.ndarray], guided: bool) -> Callable[[Any, int], None]:
     """A check run before each save: raises NonFiniteMetric when the policy's actions on a few training rows, at
     each evaluated weight, are not finite. Finite parameters can still overflow in sampling (e.g. a negative lr)."""
     obs, goals = (np.asarray(example[k][:PROBE_ROWS]) for k in ('observations', 'goals'))
@@ -152,7 +152,7 @@ def policy_check(settings: cli.Settings, example: Dict[str, np.ndarray], guided:
     stacked = settings.num_seeds > 1
 
     def check(agent, step: int) -> None:
-        policy = stacked_cpu_policy(agent) if stacked else cpu_policy(agent)
+        policy = stacked_policy_on(agent, 'cpu') if stacked else policy_on(agent, 'cpu')
         for w in weights:
             guidance = np.full(len(obs), 1.0 if w is None else w, np.float32)
             if stacked:
@@ -168,22 +168,19 @@ def policy_check(settings: cli.Settings, example: Dict[str, np.ndarray], guided:
     return check
 
 
-def make_evaluator(settings: cli.Settings, explicit: Set[str], guided: bool,
+def make_evaluator(settings: Settings, explicit: Set[str], guided: bool,
                    video_root: Optional[str]) -> Optional[Evaluator]:
     """The run's evaluator (None with --eval_episodes=0)."""
     if settings.eval_episodes == 0:
         return None
-    make_env = EnvFactory(settings.env_name, settings.eval_max_steps)
-    task_ids = cli.task_ids(settings)
-    if is_single_task(settings.env_name):
-        env = make_env()
-        task_ids = (single_task_id(env),)
-        env.close()
-        if 'eval_tasks' in explicit:
-            logging.warning('--eval_tasks is ignored: %s has the single task %d.', settings.env_name, task_ids[0])
+    family = family_of(settings.env_name)
+    task_ids = family.eval_task_ids(settings.env_name, cli.task_ids(settings))
+    if family.single_task and 'eval_tasks' in explicit:
+        logging.warning('--eval_tasks is ignored: %s has the single task %d.', settings.env_name, task_ids[0])
     plan = EvalPlan(task_ids=task_ids, num_episodes=settings.eval_episodes,
                     guidance=cli.guidance_weights(settings, guided, explicit), video_episodes=settings.video_episodes,
-                    metric='return' if settings.env_name.startswith('exorl-') else 'success')
+                    metric=family.metric)
+    make_env = EnvFactory(settings.env_name, settings.eval_max_steps)
     return Evaluator(plan, make_env, seed=settings.seed, mode=settings.eval_mode, workers=settings.eval_workers,
                      video_root=video_root, num_seeds=settings.num_seeds, max_envs=settings.eval_max_envs,
                      device=settings.eval_device)
@@ -208,7 +205,7 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
     checkpoints/<step> folder), built with the agent, config and seeds it was trained with (stacked when several)."""
     checkpointer, step, _ = locate_checkpoint(path)
     meta = checkpointer.read_meta(step)
-    config = cli.config_from_dict(meta['config'])
+    config = config_from_dict(meta['config'])
     seeds = list(range(meta['seed'], meta['seed'] + meta.get('num_seeds', 1)))
     template = create_agent(meta['agent'], seeds, example_batch(meta['env_name'], config), config)
     agent = checkpointer.restore(template, step)[0]
@@ -216,7 +213,7 @@ def load_checkpoint_agent(path: str) -> Tuple[object, Dict, int]:
     return agent, meta, step
 
 
-def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
+def evaluate_checkpoint(settings: Settings, explicit: Set[str], config: ml_collections.ConfigDict) -> int:
     """--eval_only: evaluates a checkpoint into a new folder (never clobbering), `<run>/evals/<time>_step<N>/` when
     the checkpoint belongs to a run directory, else (or with an explicit --save_dir, or when the run directory is
     read-only) under --save_dir (experiment.restore.eval_only)."""
@@ -224,7 +221,7 @@ def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_c
     cli.validate(settings)
     cli.check_config(config, settings.agent)
     if settings.eval_episodes == 0:
-        raise cli.UsageError('--eval_only needs --eval_episodes > 0.')
+        raise UsageError('--eval_only needs --eval_episodes > 0.')
     parent = os.path.join(settings.save_dir, settings.env_name, settings.agent)
     if run_path and 'save_dir' not in explicit:
         try:
@@ -237,8 +234,8 @@ def evaluate_checkpoint(settings: cli.Settings, explicit: Set[str], config: ml_c
     agent, _, _ = checkpointer.restore(template, step)
     out = RunDir.create(parent, f'{RunDir.default_name(settings.seed, settings.num_seeds)}_step{step}')
     try:  # An evaluation folder is complete or absent: scripts/aggregate.py never reads half of one.
-        out.record_session({**cli.recorded(settings), 'restore_path': settings.restore_path},
-                           cli.config_to_dict(config), step, notes)
+        out.record_session({**recorded(settings), 'restore_path': settings.restore_path},
+                           config_to_dict(config), step, notes)
         with make_evaluator(settings, explicit, agent.guided, out.file(RunDir.VIDEOS)) as evaluator:
             results = evaluator(agent, step)
         rows = out.record_results(results, settings.seeds, settings.env_name, settings.agent)

@@ -11,9 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from networks.labels import LABEL_POSITIVE, LABEL_UNCOND
 from networks.mlp import default_init
-
-LABEL_UNCOND, LABEL_POSITIVE = 0, 1
 
 
 def mish(x: jnp.ndarray) -> jnp.ndarray:
@@ -77,7 +76,7 @@ class LabelVelocity(nn.Module):
         if uncond is not None:
             labels = jnp.where(uncond, LABEL_UNCOND, labels)
         x = jnp.concatenate([observations, noisy_actions, time_embedding(times, self.time_embed_dim),
-                             nn.Embed(2, self.label_embed_dim)(labels)], axis=-1)
+                             nn.Embed(LABEL_POSITIVE + 1, self.label_embed_dim)(labels)], axis=-1)
         return NormFirstMLP((*self.hidden_dims, self.action_dim))(x)
 
 

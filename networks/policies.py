@@ -4,6 +4,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from networks.labels import LABEL_OPTIMAL, LABEL_UNCOND
 from networks.mlp import MLP, default_init
 
 
@@ -77,7 +78,7 @@ def unit_gaussian_nll(targets: jnp.ndarray, means: jnp.ndarray) -> jnp.ndarray:
 class OptimalityVelocity(nn.Module):
     """Velocity field conditioned on an optimality label o ∈ {∅, 0, 1} (value-guided CFGRL, docs/method.md#variants).
 
-    Labels are integers: 0 = ∅ (unconditional), 1 = "o = 0" (negative advantage), 2 = "o = 1". Each has a learned
+    Labels are integers (networks.labels): 0 = ∅, 1 = "o = 0" (negative advantage), 2 = "o = 1". Each has a learned
     embedding of width `embed_dim` in one 3-entry table. Rows whose `uncond` flag is set use label ∅, so the
     module has the same call signature as `VelocityField` and shares the guided sampler.
     """
@@ -89,8 +90,8 @@ class OptimalityVelocity(nn.Module):
     @nn.compact
     def __call__(self, observations, labels, noisy_actions, times, uncond=None):
         if uncond is not None:
-            labels = jnp.where(uncond, 0, labels)
-        conds = nn.Embed(3, self.embed_dim)(labels)
+            labels = jnp.where(uncond, LABEL_UNCOND, labels)
+        conds = nn.Embed(LABEL_OPTIMAL + 1, self.embed_dim)(labels)
         return VelocityField(self.hidden_dims, self.action_dim, cond_dim=self.embed_dim)(
             observations, conds, noisy_actions, times)
 
@@ -98,8 +99,8 @@ class OptimalityVelocity(nn.Module):
 class TanhGaussianActor(nn.Module):
     """SAC's actor: a Gaussian with state-dependent std over pre-squash actions; the action is its tanh.
 
-    Returns (mean, log_std) of the pre-tanh Gaussian; `agents.sac` samples, squashes and scores it. Both heads start
-    near zero (`final_init_scale`), so the initial policy is centred with unit std. log std is clipped to
+    Returns (mean, log_std) of the pre-tanh Gaussian; the ant expert's SAC samples, squashes and scores it. Both
+    heads start near zero (`final_init_scale`), so the initial policy is centred with unit std. log std is clipped to
     [log_std_min, log_std_max] as in OGBench's reference actor.
     """
 

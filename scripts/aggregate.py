@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 import numpy as np
 
 from agents import AGENTS, get_agent_class, get_config
+from datasets.families import family_of
 from scripts.paper_results import paper_value
 
 UNGUIDED_KEYS = ('none',)
@@ -186,7 +187,7 @@ def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[st
     cells: Dict[Tuple[str, str], Cell] = collections.defaultdict(Cell)
     for run, variant in zip(runs, variant_labels(runs)):
         cell = cells[(run.env, variant)]
-        cell.scale = 1 if run.env.startswith('exorl-') else 100
+        cell.scale = 100 if family_of(run.env).metric == 'success' else 1  # Success in %, returns as they are.
         cell.per_seed.append(run.overall)
         cell.tasks.append(run.tasks)
         cell.steps.append(run.step)

@@ -4,8 +4,8 @@
 # Run all cells here: bash this file; with extra flags or on SLURM: scripts/launch_local.sh or
 # scripts/launch_slurm.sh this file [--flag=value ...]. Aggregate: python -m scripts.aggregate runs/
 # Scale: configs/tasks.py REDUCED_ANTMAZE. Regenerate the data first (once per dataset):
-#   python -m datasets.generate --dataset=antmaze-large-navigate-v0 --dataset_dir=runs/ogbench_data
-#   python -m datasets.generate --dataset=antmaze-medium-navigate-v0 --dataset_dir=runs/ogbench_data
+#   python -m datasets.ogbench_gen.generate --dataset=antmaze-large-navigate-v0 --dataset_dir=runs/ogbench_data
+#   python -m datasets.ogbench_gen.generate --dataset=antmaze-medium-navigate-v0 --dataset_dir=runs/ogbench_data
 # Run: scripts/launch_local.sh scripts/antmaze_reduced.sh --save_dir=runs/antmaze_reduced
 set -e
 

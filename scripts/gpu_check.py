@@ -107,7 +107,8 @@ def prepare(with_dataset: bool) -> int:
         data = os.path.join(REPO, DATA)
         if not os.path.exists(os.path.join(data, f'{DATASET}.npz')):
             print(f'Regenerating {DATASET} into {DATA} (a few minutes on 2 cores)...')
-            rc = subprocess.run([python(), '-m', 'datasets.generate', f'--dataset={DATASET}', f'--dataset_dir={data}'],
+            rc = subprocess.run([python(), '-m', 'datasets.ogbench_gen.generate', f'--dataset={DATASET}',
+                                 f'--dataset_dir={data}'],
                                 cwd=REPO, env=part_env()).returncode
             if rc != 0:
                 print('gpu_check --prepare: dataset generation failed (see above).', file=sys.stderr)
@@ -248,7 +249,8 @@ def paper_run(check: Check, sizes: dict, out_dir: str, work_dir: str, results: D
         os.path.join(work_dir, 'data')
     info = {'dataset_dir': data_dir, 'num_seeds': spec['num_seeds']}
     if not os.path.exists(os.path.join(data_dir, f'{DATASET}.npz')):  # Regenerate with every core.
-        check.run('dataset', [python(), '-m', 'datasets.generate', f'--dataset={DATASET}', f'--dataset_dir={data_dir}']
+        check.run('dataset', [python(), '-m', 'datasets.ogbench_gen.generate', f'--dataset={DATASET}',
+                              f'--dataset_dir={data_dir}']
                   + spec.get('dataset', []), box=240)
     steps = spec.get('train_steps') or run_steps(results['multi_seed'], results['train_speed'], spec['num_seeds'],
                                                  sizes['run_train_s'])

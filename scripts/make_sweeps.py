@@ -111,7 +111,7 @@ def table1_reduced() -> List[str]:
     data, steps = tasks.REDUCED_EXORL_DATA, tasks.REDUCED_EXORL_STEPS
     lines = header('Table 1 at reduced scale on OUR RND data (not ExORL\'s): CFGRL vs AWR on all nine tasks.',
                    ['Scale: configs/tasks.py REDUCED_EXORL. Collect the data first (once per domain):',
-                    *[f'  python -m datasets.exorl_collect --domain={d} --num_steps={steps} --dataset_dir={data} '
+                    *[f'  python -m datasets.exorl_gen.collect --domain={d} --num_steps={steps} --dataset_dir={data} '
                       '--seed=0' for d in sorted({t.split('-')[0] for t in tasks.REDUCED_TABLE1})],
                     'Run: scripts/launch_local.sh scripts/table1_reduced.sh --save_dir=runs/table1_reduced'])
     for task in tasks.REDUCED_TABLE1:
@@ -166,7 +166,8 @@ def antmaze_reduced() -> List[str]:
     lines = header('Antmaze at reduced scale on data regenerated with OUR ant expert (not OGBench\'s): HCFGRL, '
                    'CFGRL, and CFGRL (IQL) vs AWR.',
                    ['Scale: configs/tasks.py REDUCED_ANTMAZE. Regenerate the data first (once per dataset):',
-                    *[f'  python -m datasets.generate --dataset={d} --dataset_dir={data}' for d in datasets],
+                    *[f'  python -m datasets.ogbench_gen.generate --dataset={d} --dataset_dir={data}'
+                      for d in datasets],
                     'Run: scripts/launch_local.sh scripts/antmaze_reduced.sh --save_dir=runs/antmaze_reduced'])
 
     def cell(agent, env, net, guidance):
@@ -192,7 +193,7 @@ def baselines_long() -> List[str]:
     lines = header('Separately trained baselines at the paper\'s step count: GCBC, flow GCBC and CFGRL on '
                    'pointmaze-large (1M steps); HGCBC, flow HGCBC and HCFGRL on antmaze-medium (300k steps).',
                    ['Scale: configs/tasks.py LONG_*. Regenerate the data first (once per dataset):',
-                    *[f'  python -m datasets.generate --dataset={d} --dataset_dir={data}'
+                    *[f'  python -m datasets.ogbench_gen.generate --dataset={d} --dataset_dir={data}'
                       for d in ('pointmaze-large-navigate-v0', 'antmaze-medium-navigate-v0')],
                     'Run: scripts/launch_local.sh scripts/baselines_long.sh --save_dir=runs/baselines_long',
                     'Stopped runs continue with --resume=<run dir>; antmaze past 300k with --train_steps=1000000.'])

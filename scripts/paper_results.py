@@ -3,6 +3,8 @@
 These are the PAPER's numbers, never ours: the aggregation prints them in columns labelled "paper".
 Keys: (table, dataset name without '-v0' and variant suffixes, variant) -> mean (or (mean, std)).
 """
+from datasets.families import Exorl, family_of
+from datasets.names import OGBenchName, is_exorl
 
 # Table 3: goal-conditioned BC on OGBench oraclerep tasks (8 seeds state, 4 pixel), CFGRL at w = 3.
 TABLE3 = {
@@ -48,16 +50,16 @@ TABLE1 = {
 
 
 def task_key(env_name: str) -> str:
-    """'cube-single-play-oraclerep-v0' / '...-singletask-task2-v0' -> 'cube-single-play'."""
-    parts = [p for p in env_name.split('-') if p not in ('oraclerep', 'singletask', 'v0') and not p.startswith('task')]
-    return '-'.join(parts)
+    """'cube-single-play-oraclerep-v0' / '...-singletask-task2-v0' -> 'cube-single-play'; ExORL names as they are."""
+    return env_name if is_exorl(env_name) else '-'.join(OGBenchName.parse(env_name).head)
 
 
 def paper_value(env_name: str, variant: str):
     """The paper's number for this cell (a mean, or (mean, std)), or None when the paper reports none we know."""
     key = (task_key(env_name), variant)
-    if env_name.startswith('exorl-'):
+    family = family_of(env_name)
+    if isinstance(family, Exorl):
         return TABLE1.get(key)
-    if 'singletask' in env_name:
+    if family.single_task:
         return TABLE2.get(key)
     return TABLE3.get(key)

@@ -4,10 +4,10 @@
 # Run all cells here: bash this file; with extra flags or on SLURM: scripts/launch_local.sh or
 # scripts/launch_slurm.sh this file [--flag=value ...]. Aggregate: python -m scripts.aggregate runs/
 # Scale: configs/tasks.py REDUCED_EXORL. Collect the data first (once per domain):
-#   python -m datasets.exorl_collect --domain=cheetah --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
-#   python -m datasets.exorl_collect --domain=jaco --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
-#   python -m datasets.exorl_collect --domain=quadruped --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
-#   python -m datasets.exorl_collect --domain=walker --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
+#   python -m datasets.exorl_gen.collect --domain=cheetah --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
+#   python -m datasets.exorl_gen.collect --domain=jaco --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
+#   python -m datasets.exorl_gen.collect --domain=quadruped --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
+#   python -m datasets.exorl_gen.collect --domain=walker --num_steps=200000 --dataset_dir=runs/exorl_data --seed=0
 # Run: scripts/launch_local.sh scripts/table1_reduced.sh --save_dir=runs/table1_reduced
 set -e
 

@@ -62,14 +62,14 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="The run's dataset folder (default: its flags.json's --dataset_dir, else OGBench's).")
     args = parser.parse_args(argv)
 
-    from agents.trainer import unstack
-    from datasets.loading import load_env_and_datasets
+    from agents.seeds import unstack
+    from datasets.families import family_of, load_env_and_datasets
     from evaluation.envs import reset_episode
-    from evaluation.rollout import single_task_id
     from experiment.session import load_checkpoint_agent
 
     agent, meta, step = load_checkpoint_agent(args.path)
-    if 'maze' not in meta['env_name'] or 'singletask' not in meta['env_name']:
+    family = family_of(meta['env_name'])
+    if 'maze' not in meta['env_name'] or not family.single_task:
         raise SystemExit(f'{meta["env_name"]}: the profile needs a single-task maze dataset (x-y distances).')
     if 'modules_value' not in agent.network.params:
         raise SystemExit(f'{meta["agent"]} has no value network.')
@@ -77,7 +77,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     # take minutes and could read different data from what the agent trained on.
     dataset_dir = args.dataset_dir or run_dataset_dir(args.path)
     env, train, _ = load_env_and_datasets(meta['env_name'], dataset_dir, regenerate=False)
-    start, _ = reset_episode(env, task_id=single_task_id(env), seed=0)
+    (task_id,) = family.eval_task_ids(meta['env_name'], ())
+    start, _ = reset_episode(env, task_id=task_id, seed=0)
     env.close()
     goal_xy = train['observations'][train['masks'] == 0][:, :2].mean(axis=0)
     rows = np.random.default_rng(0).choice(len(train['observations']), min(args.samples, len(train['observations'])),

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from agents import AGENTS, flow, get_agent_class, get_config, is_guided, pixel_agents, variants
-from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+from experiment.trainer import ChunkedTrainer
 from tests.conftest import tiny_config
 
 VARIANTS = variants()  # Every registered agent and each baseline it declares.
@@ -148,7 +148,8 @@ def test_guided_property_follows_condition_dropout(tiny_dataset):
 
 
 def test_optimality_labels_match_the_hand_computed_advantage_sign(tiny_singletask_dataset):
-    from agents.cfgrl_iql import LABEL_NEGATIVE, LABEL_OPTIMAL, optimality_labels
+    from agents.cfgrl_iql import optimality_labels
+    from networks.labels import LABEL_NEGATIVE, LABEL_OPTIMAL
 
     np.testing.assert_array_equal(optimality_labels(jnp.array([-0.5, 0.0, 2.0, -1e-6])),
                                   [LABEL_NEGATIVE, LABEL_OPTIMAL, LABEL_OPTIMAL, LABEL_NEGATIVE])

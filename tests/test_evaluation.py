@@ -11,11 +11,11 @@ from evaluation.rollout import (
     EvalPlan,
     Evaluator,
     bucket_size,
-    cpu_policy,
     default_eval_device,
     evaluate_lockstep,
     evaluate_lockstep_seeds,
     evaluate_sequential,
+    policy_on,
 )
 
 ENV = 'pointmaze-medium-navigate-v0'
@@ -75,10 +75,10 @@ def test_lockstep_equals_sequential_and_worker_processes_for_a_deterministic_pol
     finally:
         workers.close()
     for other in (sequential, in_workers):
-        np.testing.assert_array_equal(lockstep.success, other.success)
+        np.testing.assert_array_equal(lockstep.scores, other.scores)
         np.testing.assert_array_equal(lockstep.lengths, other.lengths)
     # The test is only meaningful if episodes end at different times and some succeed.
-    assert lockstep.success.any() and len(np.unique(lockstep.lengths)) > 2, lockstep.lengths
+    assert lockstep.scores.any() and len(np.unique(lockstep.lengths)) > 2, lockstep.lengths
 
 
 def test_stacked_seeds_in_one_lockstep_equal_each_seed_alone():
@@ -87,18 +87,18 @@ def test_stacked_seeds_in_one_lockstep_equal_each_seed_alone():
     together = evaluate_lockstep_seeds(policy, counting_envs(), PLAN, seeds, step=7, progress=False)
     for k, (gain, seed) in enumerate(zip(gains, seeds)):
         alone = evaluate_lockstep(GoToGoal(gain), counting_envs(), PLAN, seed=seed, step=7, progress=False)
-        np.testing.assert_array_equal(together[k].success, alone.success)
+        np.testing.assert_array_equal(together[k].scores, alone.scores)
         np.testing.assert_array_equal(together[k].lengths, alone.lengths)
     # Meaningful only if the seeds' episodes differ and the batch shrank while they finished at different times.
     assert not np.array_equal(together[0].lengths, together[1].lengths)
     assert min(policy.batches) < PLAN.num_rows
     rows = seeds_csv_rows(together)
-    overall = [r.overall_success for r in together]
+    overall = [r.overall_scores for r in together]
     np.testing.assert_allclose([r['overall_success'] for r in rows], np.mean(overall, axis=0), rtol=1e-6)
     np.testing.assert_allclose([r['overall_success_std'] for r in rows], np.std(overall, axis=0), rtol=1e-6)
     summary = seeds_summary(together, seeds, 'env', 'cfgrl')
     assert summary['seeds'] == [3, 4] and set(summary['guidance']) == {'0.5', '1', '3'}
-    assert summary['guidance']['1']['overall_success_per_seed'] == [float(r.overall_success[1]) for r in together]
+    assert summary['guidance']['1']['overall_success_per_seed'] == [float(r.overall_scores[1]) for r in together]
     assert '± std' in format_table(rows)
 
 
@@ -108,7 +108,7 @@ def test_few_environments_run_the_same_episodes_one_after_another():
     envs = counting_envs()
     capped = evaluate_lockstep(GoToGoal(), envs, PLAN, seed=3, step=7, progress=False, max_envs=4)
     assert len(envs.envs) == 4 < PLAN.num_rows
-    np.testing.assert_array_equal(capped.success, full.success)
+    np.testing.assert_array_equal(capped.scores, full.scores)
     np.testing.assert_array_equal(capped.lengths, full.lengths)
     gains, seeds = (1.0, 0.6), (3, 4)
     envs = counting_envs()
@@ -117,7 +117,7 @@ def test_few_environments_run_the_same_episodes_one_after_another():
     assert len(envs.envs) == 6  # Three slots per seed.
     for k, (gain, seed) in enumerate(zip(gains, seeds)):
         alone = evaluate_lockstep(GoToGoal(gain), counting_envs(), PLAN, seed=seed, step=7, progress=False)
-        np.testing.assert_array_equal(together[k].success, alone.success)
+        np.testing.assert_array_equal(together[k].scores, alone.scores)
         np.testing.assert_array_equal(together[k].lengths, alone.lengths)
 
 
@@ -134,7 +134,7 @@ def test_finished_episodes_are_not_stepped_and_leave_the_batch():
     result = evaluate_lockstep(policy, envs, PLAN, seed=0, step=0, progress=False)
     steps = np.array([env.steps for env in envs.envs]).reshape(PLAN.shape)
     np.testing.assert_array_equal(steps, result.lengths)
-    assert (result.lengths[result.success == 0] == MAX_STEPS).all()  # Failures run to the (shortened) limit.
+    assert (result.lengths[result.scores == 0] == MAX_STEPS).all()  # Failures run to the (shortened) limit.
     n = PLAN.num_rows
     live = [(result.lengths.ravel() > t).sum() for t in range(len(policy.calls))]
     batches = [len(obs) for obs, _ in policy.calls]
@@ -166,12 +166,12 @@ def test_agent_evaluation_compiles_once_per_batch_shape(tiny_pointmaze_agent):
         compiled = type(agent).sample_actions._cache_size()
         evaluator(agent, step=2)  # New seeds, same shapes: nothing to compile.
         assert type(agent).sample_actions._cache_size() == compiled
-    assert first.success.shape == (3, 2, 1) and (first.lengths == 5).all()
+    assert first.scores.shape == (3, 2, 1) and (first.lengths == 5).all()
 
 
 def test_summary_rows_and_table_follow_the_schema():
     success = np.array([[[1, 0], [0, 0]], [[1, 1], [1, 0]]], np.float32)
-    result = EvalResult(step=10, task_ids=(1, 3), guidance=(0.0, 1.5), success=success,
+    result = EvalResult(step=10, task_ids=(1, 3), guidance=(0.0, 1.5), scores=success,
                         lengths=np.ones_like(success, int))
     summary = result.summary('env', 'cfgrl')
     assert summary == {'env_name': 'env', 'agent': 'cfgrl', 'step': 10, 'guidance': {
@@ -181,7 +181,7 @@ def test_summary_rows_and_table_follow_the_schema():
                                     'task3': 0.5}
     table = format_table(result.csv_rows())
     assert 'task3' in table and '75.0' in table
-    unguided = EvalResult(step=1, task_ids=(2,), guidance=(None,), success=success[:1, :1], lengths=success[:1, :1])
+    unguided = EvalResult(step=1, task_ids=(2,), guidance=(None,), scores=success[:1, :1], lengths=success[:1, :1])
     assert list(unguided.summary('env', 'gcbc')['guidance']) == ['none']
 
 
@@ -202,9 +202,9 @@ def test_eval_device_cpu_and_the_default_give_identical_results(tiny_pointmaze_a
                        device=device) as evaluator:
             results.append(evaluator(tiny_pointmaze_agent, step=1))
     assert len(results[0]) == 1  # One result per seed, also for a single seed.
-    np.testing.assert_array_equal(results[0][0].success, results[1][0].success)
+    np.testing.assert_array_equal(results[0][0].scores, results[1][0].scores)
     np.testing.assert_array_equal(results[0][0].lengths, results[1][0].lengths)
     obs, goals, w = np.zeros((3, 2), np.float32), np.ones((3, 2), np.float32), np.full(3, 2.0, np.float32)
-    actions = [cpu_policy(tiny_pointmaze_agent, device)(obs, goals, jax.random.PRNGKey(0), w)
+    actions = [policy_on(tiny_pointmaze_agent, device)(obs, goals, jax.random.PRNGKey(0), w)
                for device in ('cpu', default_eval_device())]
     np.testing.assert_array_equal(*actions)

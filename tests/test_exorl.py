@@ -11,7 +11,7 @@ from datasets import exorl, exorl_tasks
 
 
 def make(task):
-    return exorl_tasks.ExorlEnv(exorl_tasks.ENV_PREFIX + task)
+    return exorl_tasks.ExorlEnv(exorl_tasks.EXORL_PREFIX + task)
 
 
 def state(env, qpos=None, qvel=None):
@@ -129,7 +129,7 @@ def test_relabelling_and_alignment(tmp_path):
 
 
 def test_missing_buffer_says_what_to_do(tmp_path):
-    from datasets.generate import DatasetUnavailableError
+    from datasets.ogbench_gen.generate import DatasetUnavailableError
 
-    with pytest.raises(DatasetUnavailableError, match='exorl_collect --domain=walker'):
+    with pytest.raises(DatasetUnavailableError, match='exorl_gen.collect --domain=walker'):
         exorl.load_dataset('exorl-walker-walk', str(tmp_path), try_download=False)

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from datasets import exorl_collect
 from datasets.exorl import episode_files
+from datasets.exorl_gen import collect as exorl_collect
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def _count(layers):
 
 
 def test_collector_networks_match_urlb_at_width_1024():
-    from agents.rnd_ddpg import RNDDDPG
+    from datasets.exorl_gen.rnd_ddpg import RNDDDPG
 
     config = exorl_collect.get_config()
     config.hidden_dim = 1024
@@ -100,7 +100,7 @@ def test_collector_networks_match_urlb_at_width_1024():
 
 
 def test_collector_kernels_are_orthogonal_and_biases_zero():
-    from agents.rnd_ddpg import RNDDDPG
+    from datasets.exorl_gen.rnd_ddpg import RNDDDPG
 
     config = exorl_collect.get_config()
     agent = RNDDDPG.create(0, 24, 6, config)
@@ -112,7 +112,7 @@ def test_collector_kernels_are_orthogonal_and_biases_zero():
 
 
 def test_action_clamp_passes_the_gradient_through():
-    from agents.rnd_ddpg import ACTION_LIMIT, clamp_straight_through
+    from datasets.exorl_gen.rnd_ddpg import ACTION_LIMIT, clamp_straight_through
 
     x = jnp.array([-1.7, -0.2, 0.5, 1.3])
     np.testing.assert_allclose(clamp_straight_through(x), [-ACTION_LIMIT, -0.2, 0.5, ACTION_LIMIT], rtol=1e-6)
@@ -122,7 +122,7 @@ def test_action_clamp_passes_the_gradient_through():
 
 def test_collector_update_follows_urlbs_order():
     """RND first, and the reward from the predictor AFTER its step; the actor sees the critic after its step."""
-    from agents.rnd_ddpg import RNDDDPG, rnd_moments
+    from datasets.exorl_gen.rnd_ddpg import RNDDDPG, rnd_moments
 
     config = tiny_collector_config()
     agent = RNDDDPG.create(0, 5, 3, config)
@@ -140,11 +140,10 @@ def test_collector_update_follows_urlbs_order():
 
 
 def test_exorl_settings_for_awr():
-    from agents import get_config
-    from configs.exorl import apply_env_overrides
+    from experiment.settings import default_config
 
-    exorl = apply_env_overrides(get_config('awr'), 'exorl-walker-walk')
-    ogbench = apply_env_overrides(get_config('awr'), 'pointmaze-large-navigate-singletask-v0')
+    exorl = default_config('awr', 'exorl-walker-walk')
+    ogbench = default_config('awr', 'pointmaze-large-navigate-singletask-v0')
     assert exorl.exorl_settings and tuple(exorl.value_hidden_dims) == (512, 512, 512)
     assert not ogbench.exorl_settings
 
@@ -199,12 +198,12 @@ def test_main_trains_and_evaluates_on_collected_data(buffer_root, tmp_path):
 def test_exorl_awr_trains_on_relabelled_data(buffer_root):
     """AWR with the ExORL settings (main.py gives them to --agent=awr on exorl-* envs, see above): a learned
     log-std that the loss moves, and mean actions in [−1, 1]."""
-    from agents import get_agent_class, get_config
-    from configs.exorl import apply_env_overrides
-    from datasets.loading import load_env_and_datasets
+    from agents import get_agent_class
+    from datasets.families import load_env_and_datasets
     from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+    from experiment.settings import default_config
 
-    config = apply_env_overrides(get_config('awr'), 'exorl-walker-walk')
+    config = default_config('awr', 'exorl-walker-walk')
     config.actor_hidden_dims = config.value_hidden_dims = (16, 16)
     config.batch_size = 32
     env, train, _ = load_env_and_datasets('exorl-walker-walk', str(buffer_root))

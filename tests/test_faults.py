@@ -103,7 +103,7 @@ def test_nonfinite_actions_are_failures_and_counted(mode):
                                    progress=False)
     else:
         result = evaluate_sequential(nan_at_weight_two, AlwaysSucceedsEnv(), plan, seed=0, step=5, progress=False)
-    assert result.overall_success.tolist() == [1.0, 0.0]  # w = 2 emitted NaN in every episode.
+    assert result.overall_scores.tolist() == [1.0, 0.0]  # w = 2 emitted NaN in every episode.
     assert result.num_nonfinite == 6 and result.nonfinite[1].all() and not result.nonfinite[0].any()
     assert (result.lengths[1] == 1).all()  # Each ended at its first non-finite action.
     assert result.summary(ENV, 'cfgrl')['nonfinite_episodes'] == 6
@@ -118,7 +118,7 @@ def test_nonfinite_actions_never_reach_mujoco(tmp_path, monkeypatch):
     plan = EvalPlan(task_ids=(1,), num_episodes=2)
     result = evaluate_lockstep(lambda obs, goals, key, w: np.full((len(obs), 2), np.nan, np.float32),
                                LocalEnvs(EnvFactory(ENV, 5)), plan, seed=0, step=0, progress=False)
-    assert result.num_nonfinite == 2 and result.overall_success.tolist() == [0.0]
+    assert result.num_nonfinite == 2 and result.overall_scores.tolist() == [0.0]
     assert not (tmp_path / 'MUJOCO_LOG.TXT').exists()
 
 
@@ -129,27 +129,27 @@ def test_a_checkpoint_whose_policy_samples_nan_is_not_saved(tmp_path):
     import jax
 
     from agents import get_config
-    from experiment import cli, session
+    from agents.seeds import create_agent
+    from experiment import session
     from experiment.checkpoints import Checkpointer
-    from experiment.loop import NonFiniteMetric, Schedule, TrainLoop, _State
-    from experiment.run_dir import RunDir
+    from experiment.loop import NonFiniteMetric, Saver
+    from experiment.settings import Settings
 
     config = get_config('cfgrl')
     config.actor_hidden_dims, config.batch_size = (32, 32), 32
-    fields = {f.name: None for f in dataclasses.fields(cli.Settings)}
-    settings = cli.Settings(**{**fields, 'agent': 'cfgrl', 'seed': 0, 'num_seeds': 1, 'env_name': ENV,
+    fields = {f.name: None for f in dataclasses.fields(Settings)}
+    settings = Settings(**{**fields, 'agent': 'cfgrl', 'seed': 0, 'num_seeds': 1, 'env_name': ENV,
                                'eval_guidance': ['0', '1', '2']})
     example = session.example_batch(ENV, config)
-    agent = session.create_agent(settings.agent, settings.seeds, example, config)
+    agent = create_agent(settings.agent, settings.seeds, example, config)
     huge = agent.replace(network=agent.network.replace(
         params=jax.tree.map(lambda p: p * 1e30, agent.network.params)))
     assert all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(huge.network.params))
     checkpointer = Checkpointer(str(tmp_path / 'checkpoints'))
-    loop = TrainLoop(RunDir(str(tmp_path)), checkpointer, None, Schedule(10, 10, 10, 10), None, {},
-                     check_policy=session.policy_check(settings, example, guided=True))
-    loop._save(_State(agent, agent.rng, 10))  # A sane policy is saved...
+    saver = Saver(checkpointer, {}, check_policy=session.policy_check(settings, example, guided=True))
+    saver.save(10, agent, agent.rng)  # A sane policy is saved...
     with pytest.raises(NonFiniteMetric, match='non-finite actions sampled at step 20'):
-        loop._save(_State(huge, huge.rng, 20))  # ...an overflowing one is not.
+        saver.save(20, huge, huge.rng)  # ...an overflowing one is not.
     assert checkpointer.latest_step() == 10
 
 
@@ -226,9 +226,10 @@ def test_nan_in_a_dataset_is_named_before_a_run_directory_is_made(workspace, tmp
 
 
 def test_a_killed_generations_temporary_files_are_removed_by_the_next(tmp_path):
-    from datasets.generate import generate
+    from datasets.ogbench_gen.generate import generate
 
-    killed = subprocess.Popen([sys.executable, '-m', 'datasets.generate', f'--dataset={ENV}', '--num_episodes=200',
+    killed = subprocess.Popen([sys.executable, '-m', 'datasets.ogbench_gen.generate', f'--dataset={ENV}',
+                               '--num_episodes=200',
                                f'--dataset_dir={tmp_path}', '--workers=1'], cwd=REPO, env=_env(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -389,7 +390,7 @@ def test_slurm_cell_forwards_sigterm_requeues_and_resumes_its_run(tmp_path):
 
 def test_a_second_ctrl_c_before_any_checkpoint_says_none_exists(tmp_path, capsys):
     from experiment.checkpoints import Checkpointer
-    from experiment.loop import EXIT_INTERRUPTED, Schedule, TrainLoop
+    from experiment.loop import EXIT_INTERRUPTED, Saver, Schedule, train_loop
     from experiment.run_dir import RunDir
 
     class Aborted:
@@ -397,10 +398,9 @@ def test_a_second_ctrl_c_before_any_checkpoint_says_none_exists(tmp_path, capsys
             raise KeyboardInterrupt
 
     checkpointer = Checkpointer(str(tmp_path / 'checkpoints'))
-    loop = TrainLoop(RunDir(str(tmp_path)), checkpointer, Aborted(), Schedule(10, 10, 10, 10), None, {},
-                     progress=False)
     try:
-        status = loop(None, None, 0)
+        status = train_loop(None, None, 0, run=RunDir(str(tmp_path)), trainer=Aborted(), saver=Saver(checkpointer, {}),
+                            evaluate=None, schedule=Schedule(10, 10, 10, 10), progress=False)
     except KeyboardInterrupt:  # Escaping, it would also stop pytest.
         pytest.fail('a second Ctrl-C escaped the training loop')
     assert status == EXIT_INTERRUPTED
@@ -423,7 +423,7 @@ def test_disk_full_during_generation_is_one_line_at_either_stage(tmp_path, size,
     # version probe) print a BrokenPipeError of its own, a race outside this code.
     full = tmp_path / 'full'
     full.mkdir()
-    command = (f"mount -t tmpfs -o size={size} tmpfs '{full}' && '{sys.executable}' -m datasets.generate "
+    command = (f"mount -t tmpfs -o size={size} tmpfs '{full}' && '{sys.executable}' -m datasets.ogbench_gen.generate "
                f"--dataset={ENV} --num_episodes=4 --episode_length=201 --dataset_dir='{full}/data' "
                f"--workers={workers}; "
                f"echo rc=$?; find '{full}/data' -mindepth 1 | sed 's/^/LEFT /'")
@@ -456,9 +456,9 @@ def _gone(pid, timeout=15):
 
 
 def start_generation(folder, workers=2):
-    proc = subprocess.Popen([sys.executable, '-m', 'datasets.generate', f'--dataset={ENV}', '--num_episodes=400',
-                             f'--dataset_dir={folder}', f'--workers={workers}'], cwd=REPO, env=_env(folder),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, '-m', 'datasets.ogbench_gen.generate', f'--dataset={ENV}',
+                             '--num_episodes=400', f'--dataset_dir={folder}', f'--workers={workers}'],
+                            cwd=REPO, env=_env(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     # Until a block is written and every worker has finished importing (glfw probes its library in a child).
     while not list(folder.glob('*.shards/episodes_*')) or any(_children(w) for w in _children(proc.pid)):

@@ -17,9 +17,10 @@ import ogbench
 import pytest
 
 from datasets import files
-from datasets import generate as gen
-from datasets import validate as val
-from datasets.recipes import (
+from datasets.ogbench_gen import ensure, oracle_eval
+from datasets.ogbench_gen import generate as gen
+from datasets.ogbench_gen import validate as val
+from datasets.ogbench_gen.recipes import (
     REGENERABLE,
     UnknownDatasetError,
     base_dataset_name,
@@ -27,7 +28,6 @@ from datasets.recipes import (
     make_env,
     scene_episode_healthy,
 )
-from scripts import oracle_eval
 
 EPISODES = 2
 LENGTH = 51
@@ -194,10 +194,10 @@ def test_unknown_and_expert_only_names_fail_at_once_with_help(tmp_path, offline)
         with pytest.raises(UnknownDatasetError, match='authors'):
             get_recipe(name)
     with pytest.raises(files.DatasetUnavailableError, match=r'download failed.*copy .*humanoidmaze-medium-navigate-v0'):
-        files.ensure_dataset('humanoidmaze-medium-navigate-v0', dataset_dir=str(tmp_path))
+        ensure.ensure_dataset('humanoidmaze-medium-navigate-v0', dataset_dir=str(tmp_path))
     assert offline == [['humanoidmaze-medium-navigate-v0']]  # A real OGBench name: it did try the download first.
     with pytest.raises(UnknownDatasetError, match='Regenerable datasets'):
-        files.ensure_dataset('pointmaze-medium-nav-v0', dataset_dir=str(tmp_path))
+        ensure.ensure_dataset('pointmaze-medium-nav-v0', dataset_dir=str(tmp_path))
     assert len(offline) == 1  # A typo fails at once, without a download.
 
 
@@ -205,11 +205,12 @@ def test_ensure_dataset_downloads_then_regenerates(tmp_path, offline, monkeypatc
     name = 'cube-single-play-singletask-task2-v0'
     asked = []
     monkeypatch.setattr(gen, 'generate', lambda base, **kw: asked.append((base, kw)) or ('t', 'v'))
-    assert files.ensure_dataset(name, dataset_dir=str(tmp_path), workers=2) == 't'
+    assert ensure.ensure_dataset(name, dataset_dir=str(tmp_path), workers=2) == 't'
     assert offline == [['cube-single-play-v0']]
     assert asked == [('cube-single-play-v0', dict(num_episodes=None, episode_length=None,
                                                   dataset_dir=str(tmp_path), seed=0, workers=2))]
-    with pytest.raises(files.DatasetUnavailableError, match='python -m datasets.generate --dataset=cube-single-play'):
+    with pytest.raises(files.DatasetUnavailableError,
+                       match='python -m datasets.ogbench_gen.generate --dataset=cube-single-play'):
         files.ensure_dataset(name, dataset_dir=str(tmp_path), regenerate=False)
 
 
@@ -224,7 +225,7 @@ def test_ensure_dataset_accepts_files_a_concurrent_run_just_wrote(tmp_path, offl
         raise FileExistsError('Refusing to overwrite')
 
     monkeypatch.setattr(gen, 'generate', other_process_wins)
-    assert files.ensure_dataset(name, dataset_dir=str(tmp_path)) == str(tmp_path / f'{name}.npz')
+    assert ensure.ensure_dataset(name, dataset_dir=str(tmp_path)) == str(tmp_path / f'{name}.npz')
 
 
 def test_ensure_dataset_tiny_regeneration_is_then_reused(tmp_path, offline):
@@ -292,7 +293,7 @@ def test_validators_catch_broken_datasets(generated, tmp_path):
 
 def test_validate_entry_point_and_oracle_check(generated):
     train_path = generated('pointmaze-medium-navigate-v0')
-    out = subprocess.run([sys.executable, '-m', 'datasets.validate', 'pointmaze-medium-navigate-v0',
+    out = subprocess.run([sys.executable, '-m', 'datasets.ogbench_gen.validate', 'pointmaze-medium-navigate-v0',
                           f'--dataset_dir={os.path.dirname(train_path)}', '--eval_oracle_episodes=1'],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -300,7 +301,8 @@ def test_validate_entry_point_and_oracle_check(generated):
 
 
 def test_generate_entry_point_refuses_clearly(tmp_path):
-    args = [sys.executable, '-m', 'datasets.generate', '--dataset=pointmaze-medium-navigate-v0', '--num_episodes=2',
+    args = [sys.executable, '-m', 'datasets.ogbench_gen.generate', '--dataset=pointmaze-medium-navigate-v0',
+            '--num_episodes=2',
             f'--episode_length={LENGTH}', f'--dataset_dir={tmp_path}', '--workers=1']
     first = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
@@ -349,12 +351,13 @@ def test_manipulation_oracle_solves_evaluation_tasks(name):
 def test_training_imports_no_regeneration_code(generated):
     """What main.py imports, plus resolving and loading a present dataset, leaves generation and oracles out."""
     path = generated('pointmaze-medium-navigate-v0')
-    code = ('import sys; sys.argv = ["main.py"]; import main; from datasets.loading import load_env_and_datasets; '
+    code = ('import sys; sys.argv = ["main.py"]; import main; from datasets.families import load_env_and_datasets; '
             f'load_env_and_datasets("pointmaze-medium-navigate-v0", {os.path.dirname(path)!r}); '
             'print(sorted(m for m in sys.modules if m.startswith(("datasets.", "scripts."))))')
     out = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = out.stdout.strip().splitlines()[-1]
     assert 'datasets.files' in loaded
-    for module in ('datasets.generate', 'datasets.recipes', 'datasets.validate', 'scripts.oracle_eval'):
+    for module in ('datasets.ogbench_gen.generate', 'datasets.ogbench_gen.recipes', 'datasets.ogbench_gen.validate',
+                   'datasets.ogbench_gen.oracle_eval'):
         assert module not in loaded, loaded

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import expert
-from datasets import generate as gen
-from datasets import validate as val
-from datasets.recipes import ExpertMazeOracle, get_recipe, make_collection_env, sized
+from datasets.ogbench_gen import expert
+from datasets.ogbench_gen import generate as gen
+from datasets.ogbench_gen import validate as val
+from datasets.ogbench_gen.recipes import ExpertMazeOracle, get_recipe, make_collection_env, sized
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENGTH = 60
@@ -102,7 +102,8 @@ def test_generated_antmaze_has_ogbench_layout_and_validates(name, tiny_expert, t
 
 
 def test_generate_cli_offline_and_missing_expert(tiny_expert, tmp_path):
-    args = [sys.executable, '-m', 'datasets.generate', '--dataset=antmaze-large-navigate-v0', '--num_episodes=2',
+    args = [sys.executable, '-m', 'datasets.ogbench_gen.generate', '--dataset=antmaze-large-navigate-v0',
+            '--num_episodes=2',
             f'--episode_length={LENGTH}', f'--dataset_dir={tmp_path}', '--workers=2']
     missing = subprocess.run(args + ['--expert_path=/nonexistent/ant.npz'], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=300)

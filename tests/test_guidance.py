@@ -15,9 +15,9 @@ import pytest
 
 from agents import AGENTS, flow, get_agent_class, get_config, guidance
 from agents.base import freeze_config
-from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
 from experiment import cli, restore
+from experiment.trainer import ChunkedTrainer
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def test_an_unknown_rule_is_one_usage_line_and_exit_2_before_any_run_directory(t
 def test_main_trains_and_evaluates_with_another_rule(tmp_path):
     """main.py end to end with --config.guidance_rule=interval on a regenerated 2-episode dataset, then --eval_only
     under another rule."""
-    from datasets.generate import generate
+    from datasets.ogbench_gen.generate import generate
 
     env = 'pointmaze-medium-navigate-v0'
     generate(env, num_episodes=2, episode_length=201, dataset_dir=str(tmp_path / 'data'), seed=0, workers=1,

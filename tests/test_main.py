@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiment import cli, restore
+from experiment import restore
 from experiment.loop import Schedule
+from experiment.settings import config_from_dict, config_to_dict
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = 'pointmaze-medium-navigate-v0'
@@ -29,7 +30,7 @@ TRAIN_FLAGS = ['--agent=cfgrl', f'--train_steps={TRAIN_STEPS}', '--log_interval=
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    from datasets.generate import generate
+    from datasets.ogbench_gen.generate import generate
 
     root = tmp_path_factory.mktemp('main')
     generate(ENV, num_episodes=4, episode_length=201, dataset_dir=str(root / 'data'), seed=0, workers=1,
@@ -389,12 +390,12 @@ def test_config_json_round_trip():
 
     config = get_config('hcfgrl')
     config.actor_hidden_dims = (8, 8)
-    restored = cli.config_from_dict(json.loads(json.dumps(cli.config_to_dict(config))))
+    restored = config_from_dict(json.loads(json.dumps(config_to_dict(config))))
     assert restored.to_dict() == config.to_dict() and isinstance(restored.actor_hidden_dims, tuple)
-    assert restore.config_differences(cli.config_to_dict(config), {**cli.config_to_dict(config), 'lr': 1.0}) == [
+    assert restore.config_differences(config_to_dict(config), {**config_to_dict(config), 'lr': 1.0}) == [
         f'config.lr: {config.lr} -> 1.0']
     # A run saved before a key existed resumes under the key's default, and only under it.
-    older = {k: v for k, v in cli.config_to_dict(config).items() if k != 'p_aug'}
-    assert restore.config_differences(older, cli.config_to_dict(config)) == []
-    assert restore.config_differences(older, {**cli.config_to_dict(config), 'p_aug': 0.5}) == [
+    older = {k: v for k, v in config_to_dict(config).items() if k != 'p_aug'}
+    assert restore.config_differences(older, config_to_dict(config)) == []
+    assert restore.config_differences(older, {**config_to_dict(config), 'p_aug': 0.5}) == [
         'config.p_aug: <absent> -> 0.5']

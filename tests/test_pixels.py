@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from agents import AGENTS, get_agent_class, get_config, pixel_agents, pixels, variants
-from agents.trainer import ChunkedTrainer
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+from experiment.trainer import ChunkedTrainer
 from networks import ENCODERS, ImpalaEncoder
 from tests.conftest import tiny_config
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from agents import get_agent_class
-from agents.trainer import ChunkedTrainer, create_agents, unstack
+from agents.seeds import create_agents, unstack
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
+from experiment.trainer import ChunkedTrainer
 from tests.conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +48,8 @@ TWO_DEVICES_SCRIPT = textwrap.dedent('''
     import jax, numpy as np, ogbench
     from jax.sharding import PartitionSpec
     from agents import get_agent_class
-    from agents.trainer import ChunkedTrainer, create_agents, data_parallel_mesh
+    from agents.seeds import create_agents
+    from experiment.trainer import ChunkedTrainer, data_parallel_mesh
     from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
     from experiment.session import training_mesh
     from tests.conftest import tiny_config, write_synthetic_dataset

@@ -19,7 +19,7 @@ def test_checked_in_sweeps_match_the_generator():
 
 def test_every_cell_names_a_registered_agent_and_a_valid_dataset():
     from agents import AGENTS
-    from datasets.loading import check_dataset_name
+    from datasets.families import check_dataset_name
 
     for name, make in SWEEPS.items():
         for line in make():

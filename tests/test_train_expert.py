@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.sac import SACAgent, squashed_sample
-from configs.sac import get_config
-from datasets.expert import NumpyActor, flatten_params
-from datasets.train_expert import ReplayBuffer, TrainArgs, Trainer
+from datasets.ogbench_gen.expert import NumpyActor, flatten_params
+from datasets.ogbench_gen.sac import SACAgent, squashed_sample
+from datasets.ogbench_gen.sac_config import get_config
+from datasets.ogbench_gen.train_expert import ReplayBuffer, TrainArgs, Trainer
 
 OBS_DIM, ACT_DIM = 29, 8
 

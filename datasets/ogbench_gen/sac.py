@@ -1,4 +1,5 @@
-"""Soft actor-critic: the online agent that trains the ant expert of the antmaze datasets (datasets.train_expert).
+"""Soft actor-critic: the online agent that trains the ant expert of the antmaze datasets
+(datasets.ogbench_gen.train_expert).
 
 One ModuleDict holds the actor, twin critics, their target copy and the entropy temperature α; the shared update
 step differentiates a single total loss:

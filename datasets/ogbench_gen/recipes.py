@@ -2,11 +2,11 @@
 
 The authors' generation scripts are not in the pip package, but the environments and the scripted oracles are
 (docs/datasets.md). This module holds every number of the recipes in one table per family and the oracle *policies*
-(how an action is chosen); `datasets.generate` runs them to write datasets and `datasets.validate` runs the very same
-policies on OGBench's evaluation tasks, so what is validated is what generated the data.
+(how an action is chosen); `generate` runs them to write datasets and `validate` runs the very same policies on
+OGBench's evaluation tasks, so what is validated is what generated the data.
 
 Nothing here touches the global `np.random` state itself; ogbench's environments and oracles do, and
-`datasets.generate.episode_rngs` seeds it per episode (see there for why).
+`datasets.ogbench_gen.generate.episode_rngs` seeds it per episode (see there for why).
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np
 
-from datasets import expert
-from datasets.files import UnknownDatasetError, base_dataset_name  # noqa: F401  (part of this API)
+from datasets.files import UnknownDatasetError  # noqa: F401  (part of this API)
+from datasets.names import base_dataset_name  # noqa: F401  (part of this API)
+from datasets.ogbench_gen import expert
 
 Cell = Tuple[int, int]
 
@@ -46,7 +47,7 @@ MAZE_SIZES: Dict[Tuple[str, str], Tuple[int, int]] = {
     ('teleport', 'stitch'): (5000, 201),
 }
 
-# Ant mazes: the ant expert (datasets.expert) walks toward the next BFS waypoint; noise is added to its action.
+# Ant mazes: the ant expert (expert.py) walks toward the next BFS waypoint; noise is added to its action.
 ANT_ACTION_NOISE = 0.2  # navigate and stitch.
 ANT_EXPLORE_ACTION_NOISE = 1.0  # explore: heavy noise...
 EXPLORE_DIRECTION_INTERVAL = 10  # ...and a fresh uniformly random direction every this many steps, ignoring the maze.

@@ -1,9 +1,9 @@
 """How well the oracle behind a regenerated dataset solves OGBench's 5 evaluation tasks (recipe validation).
 
-    python -m datasets.validate <name> --eval_oracle_episodes=N   (or evaluate_oracle() from Python)
+    python -m datasets.ogbench_gen.validate <name> --eval_oracle_episodes=N   (or evaluate_oracle() from Python)
 
-The oracles that generated the data (`datasets.generate.run_*_episode`) run on the evaluation tasks, scored as agents
-are: reset(options=dict(task_id=k, render_goal=False)), score = the final info['success']. Mazes use the BFS oracle,
+The oracles that generated the data (`generate.run_*_episode`) run on the evaluation tasks, scored as agents are:
+reset(options=dict(task_id=k, render_goal=False)), score = the final info['success']. Mazes use the BFS oracle,
 noise-free by default. Manipulation oracles read a privileged target that only data-collection mode reports, so a
 scheduler supplies it: cube tasks (one cube at a time, bottom-up, parking a blocking cube) and puzzle tasks (the
 lights-out press set, solved over GF(2)). Scene tasks have no scheduler: skipped.
@@ -14,8 +14,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from datasets.generate import run_manipulation_episode, run_maze_episode
-from datasets.recipes import (
+from datasets.ogbench_gen.generate import run_manipulation_episode, run_maze_episode
+from datasets.ogbench_gen.recipes import (
     MazeRecipe,
     Recipe,
     get_recipe,

@@ -1,13 +1,13 @@
 """Collect ExORL-format exploration data here, with RND (URLB's reward-free DDPG + RND, as ExORL's `rnd` data).
 
-    python -m datasets.exorl_collect --domain=walker --num_steps=200000 --dataset_dir=DIR --seed=0
+    python -m datasets.exorl_gen.collect --domain=walker --num_steps=200000 --dataset_dir=DIR --seed=0
         [--hidden_dim=1024 --batch_size=1024]   # URLB's width and batch (default 256 and 256, for CPUs)
 
 writes `DIR/walker/rnd/buffer/<time>_<index>_<length>.npz`, one episode per file in ExORL's format
 (datasets/exorl.py): `observation`, `action` (row 0 a zero placeholder), `reward` (the collection task's reward,
 which the loader replaces), `discount` and `physics` (MuJoCo state), T + 1 rows each. This is OUR data, not
-ExORL's: the agent is URLB's (agents/rnd_ddpg.py) at the width and batch above, and there are usually far fewer
-steps (ExORL: 10M per domain).
+ExORL's: the agent is URLB's (datasets/exorl_gen/rnd_ddpg.py) at the width and batch above, and there are usually
+far fewer steps (ExORL: 10M per domain).
 
 Schedule, as URLB's pretraining loop: uniform random actions for the first `--num_expl_steps` steps (URLB: 2000),
 then the actor's with N(0, 0.2²) noise; from step `--num_seed_steps` on (URLB: 4000) one update every
@@ -32,8 +32,8 @@ from absl import app, flags
 from flax import serialization
 from tqdm.auto import tqdm
 
-from agents.rnd_ddpg import RNDDDPG, get_config
 from datasets.exorl import buffer_dir, episode_files
+from datasets.exorl_gen.rnd_ddpg import RNDDDPG, get_config
 from datasets.exorl_tasks import DOMAINS, ExorlEnv
 from datasets.files import write_atomic
 

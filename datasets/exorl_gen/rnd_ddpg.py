@@ -1,6 +1,6 @@
 """The ExORL collector's exploration agent: URLB's reward-free DDPG + RND (Random Network Distillation), in JAX.
 
-Used only by datasets/exorl_collect.py, never by main.py. Networks as URLB builds them for state observations, at
+Used only by datasets/exorl_gen/collect.py, never by main.py. Networks as URLB builds them for state observations, at
 width H (`hidden_dim`; URLB 1024):
 - actor: Linear(obs → H) → LayerNorm → tanh → Linear(H → H) → ReLU → Linear(H → A) → tanh;
 - critic: Linear([obs, a] → H) → LayerNorm → tanh, then two heads Linear(H → H) → ReLU → Linear(H → 1);

@@ -1,14 +1,14 @@
-"""Trains the ant expert of the antmaze datasets with SAC (agents.sac), OGBench's data-generation recipe.
+"""Trains the ant expert of the antmaze datasets with SAC (datasets.ogbench_gen.sac), OGBench's data-generation recipe.
 
-    python -m datasets.train_expert --expert=ant [--train_steps=N] [--seed=S] [--out=DIR]
+    python -m datasets.ogbench_gen.train_expert --expert=ant [--train_steps=N] [--seed=S] [--out=DIR]
 
-The task is `datasets.expert.DirectionalAnt`: walk along a unit direction z (resampled every 100 steps), reward
+The task is `expert.DirectionalAnt`: walk along a unit direction z (resampled every 100 steps), reward
 Δxy·z, 1000-step episodes. The first `seed_steps` actions are uniform random; from then on every environment step
 is followed by one gradient step on a batch from the replay buffer, and the next action is sampled from the updated
 policy (both in one compiled call, so a step costs one dispatch).
 
 Written to --out: `checkpoint.npz` (agent, replay buffer, sampler state, pending action, curve), `expert.npz` +
-`expert.json` (the actor alone, the file `datasets.generate --expert_path` reads), `curve.csv` and `curve.png`.
+`expert.json` (the actor alone, the file `generate --expert_path` reads), `curve.csv` and `curve.png`.
 Checkpoints are taken at the first episode boundary after every `save_interval` steps; rerunning the same command
 (with a larger --train_steps to extend a finished run) resumes from the checkpoint. Because every episode draws from
 its own Generator (seed, episode index), a run resumed at an episode boundary continues exactly as the uninterrupted
@@ -30,8 +30,8 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from datasets.expert import DirectionalAnt, NumpyActor, directional_velocity, flatten_params, save_expert
 from datasets.files import write_atomic
+from datasets.ogbench_gen.expert import DirectionalAnt, NumpyActor, directional_velocity, flatten_params, save_expert
 
 EXPERTS = ('ant',)
 CURVE_COLUMNS = ('step', 'episodes', 'train_return', 'train_velocity', 'eval_velocity', 'critic_loss', 'actor_loss',
@@ -123,8 +123,8 @@ class Trainer:
     def __init__(self, args: TrainArgs, config=None):
         import jax
 
-        from agents.sac import SACAgent
-        from configs.sac import get_config
+        from datasets.ogbench_gen.sac import SACAgent
+        from datasets.ogbench_gen.sac_config import get_config
 
         self.args, self.config = args, config if config is not None else get_config()
         self.env = DirectionalAnt(args.episode_length, args.direction_interval)
@@ -192,8 +192,8 @@ class Trainer:
         actor = self.agent.network.params['modules_actor']
         metadata = dict(expert='ant', hidden_dims=list(self.config.actor_hidden_dims), train_steps=self.step,
                         seed=self.args.seed, commit=self.commits[0], resumed_at_commits=self.commits[1:],
-                        command=f'python -m datasets.train_expert --expert=ant --train_steps={self.args.train_steps} '
-                                f'--seed={self.args.seed}',
+                        command='python -m datasets.ogbench_gen.train_expert --expert=ant '
+                                f'--train_steps={self.args.train_steps} --seed={self.args.seed}',
                         validation=validation or {})
         save_expert(path, actor, metadata)
 
@@ -322,7 +322,8 @@ def write_curve(curve: List[Dict[str, float]], out: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m datasets.train_expert', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m datasets.ogbench_gen.train_expert',
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('--expert', required=True, choices=EXPERTS)
     parser.add_argument('--train_steps', type=int, default=TrainArgs.train_steps)
     parser.add_argument('--seed', type=int, default=0)

@@ -1,8 +1,9 @@
 """The ant expert behind the antmaze datasets: its task, its policy in numpy, and its file in the repository.
 
-The expert is a SAC policy trained (datasets.train_expert) to walk in a commanded direction: it reads the ant's
-27-dim proprioceptive state (qpos without x-y, then qvel) followed by a unit 2-D direction z, and its reward is the
-x-y displacement along z. In a maze, the data generator feeds it the direction to the next BFS waypoint instead.
+The expert is a SAC policy trained (datasets.ogbench_gen.train_expert) to walk in a commanded direction: it reads
+the ant's 27-dim proprioceptive state (qpos without x-y, then qvel) followed by a unit 2-D direction z, and
+its reward is the x-y displacement along z. In a maze, the data generator feeds it the direction to the next BFS
+waypoint instead.
 
 An expert file is `<name>.npz` (the actor's parameters, keys 'MLP_0/Dense_0/kernel', ...) next to `<name>.json`
 (architecture, and the command, seed, commit and validation figures that produced it). The actor is evaluated in
@@ -131,11 +132,11 @@ def expert_json_path(path: str) -> str:
 
 
 def load_expert(path: str = SHIPPED_ANT) -> NumpyActor:
-    """The expert stored at `path` (default: the one shipped in datasets/experts), with its JSON metadata."""
+    """The expert stored at `path` (default: the one shipped in ogbench_gen/experts), with its JSON metadata."""
     if not os.path.exists(path):
         raise FileNotFoundError(
-            f'No ant expert at {path}. Train one with `python -m datasets.train_expert --expert=ant` and pass '
-            f'--expert_path=<out>/expert.npz, or use the expert shipped in {EXPERT_DIR}.')
+            f'No ant expert at {path}. Train one with `python -m datasets.ogbench_gen.train_expert --expert=ant` '
+            f'and pass --expert_path=<out>/expert.npz, or use the expert shipped in {EXPERT_DIR}.')
     with np.load(path) as f:
         params = {k: f[k] for k in f.files}
     metadata = {}
@@ -166,50 +167,3 @@ def directional_velocity(actor: NumpyActor, episodes: int, seed: int = 0,
     env.close()
     return dict(velocity=float(np.mean(per_step)), velocity_std=float(np.std(per_step)),
                 fell=fell / episodes, episodes=episodes)
-
-
-VALIDATION_MAZES = ('antmaze-medium-navigate-v0', 'antmaze-large-navigate-v0', 'antmaze-giant-navigate-v0')
-
-
-def validate_expert(path: str, velocity_episodes: int, maze_episodes: int, seed: int = 0) -> Dict:
-    """The expert's figures: Δxy·z per step on its own task, and the success of the maze oracle driving it on the
-    5 evaluation tasks of each maze in VALIDATION_MAZES (noise-free, as datasets.validate scores oracles)."""
-    from datasets.validate import evaluate_oracle
-
-    figures: Dict = {'velocity': directional_velocity(load_expert(path), velocity_episodes, seed)}
-    figures['oracle_success'] = {name: evaluate_oracle(name, maze_episodes, seed, expert_path=path)
-                                 for name in VALIDATION_MAZES} if maze_episodes > 0 else {}
-    return figures
-
-
-def main(argv=None) -> None:
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog='python -m datasets.expert',
-                                     description='Validate an ant expert: directional velocity and maze success.')
-    parser.add_argument('--expert_path', default=SHIPPED_ANT)
-    parser.add_argument('--velocity_episodes', type=int, default=50, help='1000-step episodes on its own task')
-    parser.add_argument('--maze_episodes', type=int, default=4, help='oracle episodes per evaluation task and maze')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--write', action='store_true', help="store the figures in the expert's JSON")
-    args = parser.parse_args(argv)
-    figures = validate_expert(args.expert_path, args.velocity_episodes, args.maze_episodes, args.seed)
-    v = figures['velocity']
-    print(f'Δxy·z per step over {v["episodes"]} episodes: {v["velocity"]:.4f} ± {v["velocity_std"]:.4f} '
-          f'(episodes that fell: {v["fell"]:.0%})')
-    for name, scores in figures['oracle_success'].items():
-        print(f'{name} oracle success ({args.maze_episodes} episodes per task): '
-              + ' '.join(f'{k}={s:.2f}' for k, s in scores.items()))
-    if args.write:
-        json_path = expert_json_path(args.expert_path)
-        with open(json_path) as f:
-            metadata = json.load(f)
-        figures['command'] = ('python -m datasets.expert ' + ' '.join(sys.argv[1:] if argv is None else argv)).strip()
-        metadata['validation'] = figures
-        write_json(json_path, metadata)
-        print(f'written to {json_path}')
-
-
-if __name__ == '__main__':
-    main()

@@ -14,11 +14,10 @@ from typing import Callable, Dict, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from agents.base import Agent, Batch
+from agents.base import Agent
 from datasets.sampler import GoalSamplingConfig, sample_goal_batch
 
 ChunkFn = Callable[[Agent, Dict[str, jnp.ndarray], jnp.ndarray], Tuple[Agent, jnp.ndarray, Dict[str, jnp.ndarray]]]
@@ -72,16 +71,6 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                                process_id=process_id)
 
 
-def create_agents(agent_cls, seeds: Sequence[int], example_batch: Batch, config: ml_collections.ConfigDict) -> Agent:
-    """Agents of several seeds stacked along a leading axis (each with its own initialisation and RNG)."""
-    return jax.vmap(lambda seed: agent_cls.create(seed, example_batch, config))(jnp.asarray(seeds))
-
-
-def unstack(tree, index: int):
-    """Seed `index` of a stacked pytree (agents, metrics)."""
-    return jax.tree.map(lambda x: x[index], tree)
-
-
 class ChunkedTrainer:
     """Runs training in compiled chunks of at most `chunk_size` updates.
 
@@ -89,8 +78,8 @@ class ChunkedTrainer:
     separate from the agent's so a checkpoint can restore both. One compilation per distinct chunk length (the
     regular one, plus at most one shorter final chunk).
 
-    `num_seeds > 1`: the agent and the rng carry a leading seed axis (`create_agents`, stacked keys) and every
-    seed trains in the same dispatch.
+    `num_seeds > 1`: the agent and the rng carry a leading seed axis (`agents.seeds`, stacked keys) and every seed
+    trains in the same dispatch.
     `mesh` (a 1-D mesh): with one seed, data-parallel training over its devices (the batch size must be divisible
     by their number); with several, the seeds are split over its devices (their number must divide num_seeds).
     Put the agent and the rng where training expects them with `place`.

@@ -1,4 +1,4 @@
-"""SAC for the ant expert (datasets.train_expert): OGBench's data-generation hyperparameters."""
+"""SAC for the ant expert (datasets.ogbench_gen.train_expert): OGBench's data-generation hyperparameters."""
 import ml_collections
 
 from configs.common import base_config

@@ -1,12 +1,12 @@
 """Checks a dataset file pair against what ogbench's loader and the recipe promise.
 
-    python -m datasets.validate <name> [--dataset_dir=DIR] [--eval_oracle_episodes=N] [--eval_noise=X]
+    python -m datasets.ogbench_gen.validate <name> [--dataset_dir=DIR] [--eval_oracle_episodes=N] [--eval_noise=X]
         [--expert_path=PATH] [--oracle_only]
 
 Checks: complete zips (every CRC); ogbench's loader reads the plain, -oraclerep and -singletask variants; keys,
 dtypes and shapes match the environment; terminals mark episode ends only; actions are finite and in [-1, 1]; each
 observation agrees with the recorded state and moves continuously inside an episode. A summary table follows. The
-oracle score (--eval_oracle_episodes) is computed by scripts/oracle_eval.py; in ant mazes the BFS oracle drives the
+oracle score (--eval_oracle_episodes) is computed by oracle_eval.py; in ant mazes the BFS oracle drives the
 ant expert (--eval_noise reproduces a dataset's noise: 0.5 for the point, 0.2 for the ant).
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from datasets.files import check_npz_file, dataset_paths, resolve_dataset_dir
-from datasets.recipes import POINT_MAX_STEP, Recipe, free_cells, get_recipe, make_env, sized
+from datasets.ogbench_gen.oracle_eval import evaluate_oracle
+from datasets.ogbench_gen.recipes import POINT_MAX_STEP, Recipe, free_cells, get_recipe, make_env, sized
 
 DEFAULT_EVAL_EPISODES = 5  # Oracle episodes per evaluation task in the CLI.
 POINT_STEP_TOLERANCE = 0.05  # Extra x-y displacement allowed per step (contact resolution against walls).
@@ -230,7 +231,8 @@ def _table(rows: Dict[str, Dict[str, object]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m datasets.validate', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m datasets.ogbench_gen.validate',
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('name', help='OGBench dataset name (variants map to their base files)')
     parser.add_argument('--dataset_dir', default=None, help='folder of the files (default: ~/.ogbench/data)')
     parser.add_argument('--eval_oracle_episodes', type=int, default=DEFAULT_EVAL_EPISODES,
@@ -248,8 +250,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_table(summaries))
         print('\n'.join(['', 'Problems:'] + [f'  - {p}' for p in problems]) if problems else '\nAll checks passed.')
     if args.eval_oracle_episodes > 0:
-        from scripts.oracle_eval import evaluate_oracle  # Recipe validation only: not in the library's import path.
-
         try:
             scores = evaluate_oracle(args.name, args.eval_oracle_episodes, args.seed, args.eval_noise,
                                      args.expert_path)

@@ -1,13 +1,13 @@
 """Offline regeneration of OGBench datasets with OGBench's own environments and scripted oracles.
 
-    python -m datasets.generate --dataset=pointmaze-medium-navigate-v0 [--num_episodes=N] [--episode_length=L]
-        [--dataset_dir=DIR] [--seed=S] [--workers=P] [--overwrite] [--expert_path=PATH]
+    python -m datasets.ogbench_gen.generate --dataset=pointmaze-medium-navigate-v0 [--num_episodes=N]
+        [--episode_length=L] [--dataset_dir=DIR] [--seed=S] [--workers=P] [--overwrite] [--expert_path=PATH]
 
 writes `<name>.npz` and `<name>-val.npz` (the next num_episodes // 10 episodes) in the layout `ogbench.load_dataset`
 reads, so the plain, `-oraclerep` and `-singletask` variants all load natively. The recipes are in
-`datasets.recipes`; the data matches the published datasets in distribution, not byte for byte (the originals were
-unseeded). Ant mazes are walked by an ant expert trained here (datasets.train_expert; the shipped one by default),
-not by OGBench's, so their data follows OGBench's recipe with a different walker.
+`datasets.ogbench_gen.recipes`; the data matches the published datasets in distribution, not byte for byte (the
+originals were unseeded). Ant mazes are walked by an ant expert trained here (datasets.ogbench_gen.train_expert; the
+shipped one by default), not by OGBench's, so their data follows OGBench's recipe with a different walker.
 
 Guarantees, and how they are kept:
 - Reproducible: episode i draws everything from SeedSequence(seed, spawn_key=(i,)), so the same seed gives the same
@@ -37,7 +37,6 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from datasets import expert
 from datasets.files import (  # noqa: F401  (re-exported: this module's API before the split)
     DEFAULT_DATASET_DIR,
     CorruptDatasetError,
@@ -48,7 +47,8 @@ from datasets.files import (  # noqa: F401  (re-exported: this module's API befo
     ensure_dataset,
     resolve_dataset_dir,
 )
-from datasets.recipes import (
+from datasets.ogbench_gen import expert
+from datasets.ogbench_gen.recipes import (
     REGENERABLE,
     STITCH_GOAL_BFS_STEPS,
     ExpertMazeOracle,
@@ -444,8 +444,8 @@ def generate(name: str, num_episodes: int | None = None, episode_length: int | N
 
     num_episodes / episode_length default to the published sizes; the val file holds the next
     max(1, num_episodes // 10) episodes. workers defaults to every core. Ant mazes use the expert shipped in
-    datasets/experts unless expert_path names another (datasets.train_expert's expert.npz). Refuses, before any
-    work, to overwrite an existing file unless overwrite=True.
+    datasets/ogbench_gen/experts unless expert_path names another (datasets.ogbench_gen.train_expert's expert.npz).
+    Refuses, before any work, to overwrite an existing file unless overwrite=True.
     """
     recipe = sized(get_recipe(name), num_episodes, episode_length, expert_path)
     if getattr(recipe, 'expert_path', None) is not None:
@@ -490,7 +490,8 @@ def generate(name: str, num_episodes: int | None = None, episode_length: int | N
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m datasets.generate', description=__doc__.split('\n\n')[0],
+    parser = argparse.ArgumentParser(prog='python -m datasets.ogbench_gen.generate',
+                                     description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='Regenerable datasets: ' + ', '.join(REGENERABLE))
     parser.add_argument('--dataset', required=True, help='OGBench dataset name, e.g. pointmaze-medium-navigate-v0')
