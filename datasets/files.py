@@ -96,9 +96,9 @@ def ensure_dataset(name: str, dataset_dir: str | None = None, regenerate: bool |
     Existing files are checked (a corrupt or truncated one raises CorruptDatasetError naming it, never
     overwritten). Missing files are downloaded with ogbench; if that fails (no network) they are regenerated with
     the published recipe: by the data factory's command in a child process (`regenerate=True`, what training does:
-    it never imports the factory), by the function `regenerate` (the factory's own `generate.ensure_dataset`), or
-    not at all (False). A custom num_episodes / episode_length asks for a regeneration of that size, so the
-    download (always published size) is skipped.
+    it never imports the factory), by the function `regenerate` (the factory's own
+    `datasets.ogbench_gen.ensure.ensure_dataset`), or not at all (False). A custom num_episodes / episode_length
+    asks for a regeneration of that size, so the download (always published size) is skipped.
     """
     import ogbench
 

@@ -1,22 +1,6 @@
-"""A run directory: everything one training run (or one re-evaluation) records, never clobbered.
-
-    <save_dir>/<env_name>/<agent>/<YYYYmmdd-HHMMSS>_s<seed>[_k]/
-        flags.json     main.py's flags (session flags excluded)      config.json   the agent's config
-        meta.json      one entry per session: git revision, python and package versions, devices, argv
-        eval.csv       one row per evaluation step and guidance weight: step, guidance, overall_success, task<k>
-        train.csv      one row per log step: the training diagnostics and val_<key> on the validation split
-        summary.json   the last evaluation in the schema of docs/outputs.md
-        success.png    success vs w at the last evaluation (w = 1 marked) and success vs step per w
-        tb/            TensorBoard events (training curves, evaluation success)
-        checkpoints/   orbax checkpoints (experiment.checkpoints)
-        videos/        evaluation videos, step_<step>/w<w>_task<k>_ep<e>.gif (with --video_episodes)
-        evals/         re-evaluations of this run's checkpoints (--eval_only), one run-like folder each
-        seed_<k>/      multi-seed runs (--num_seeds > 1) only: seed k's flags.json, config.json, eval.csv,
-                       summary.json and success.png (what scripts/aggregate.py reads); the run's own eval.csv and
-                       summary.json then hold the mean over seeds with its std, and its checkpoints all seeds
-
-A new run always gets a new folder (created atomically with mkdir; a suffix avoids name clashes); only `--resume`
-writes into an existing one. Every file is written to a temporary name and renamed.
+"""A run directory: everything one training run (or one re-evaluation) records, never clobbered. Its layout is
+described in docs/outputs.md. A new run always gets a new folder (created atomically with mkdir; a suffix avoids
+name clashes); only `--resume` writes into an existing one. Every file is written to a temporary name and renamed.
 """
 import csv
 import datetime

@@ -129,7 +129,7 @@ def test_relabelling_and_alignment(tmp_path):
 
 
 def test_missing_buffer_says_what_to_do(tmp_path):
-    from datasets.ogbench_gen.generate import DatasetUnavailableError
+    from datasets.files import DatasetUnavailableError
 
     with pytest.raises(DatasetUnavailableError, match='exorl_gen.collect --domain=walker'):
         exorl.load_dataset('exorl-walker-walk', str(tmp_path), try_download=False)

@@ -37,16 +37,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from datasets.files import (  # noqa: F401  (re-exported: this module's API before the split)
-    DEFAULT_DATASET_DIR,
-    CorruptDatasetError,
-    DatasetUnavailableError,
-    _read_npy_header,
-    check_npz_file,
-    dataset_paths,
-    ensure_dataset,
-    resolve_dataset_dir,
-)
+from datasets.files import DEFAULT_DATASET_DIR, _read_npy_header, dataset_paths, resolve_dataset_dir
 from datasets.ogbench_gen import expert
 from datasets.ogbench_gen.recipes import (
     REGENERABLE,
@@ -55,7 +46,6 @@ from datasets.ogbench_gen.recipes import (
     MazeOracle,
     Recipe,
     UnknownDatasetError,
-    base_dataset_name,
     cells_at_bfs_distance,
     free_cells,
     get_recipe,
@@ -68,11 +58,10 @@ from datasets.ogbench_gen.recipes import (
     sized,
     vertex_cells,
 )
-from datasets.seeding import EpisodeRngs, episode_rngs, legacy_global_seed  # noqa: F401
+from datasets.seeding import EpisodeRngs, episode_rngs, legacy_global_seed
 from experiment import faults
 
-__all__ = ['REGENERABLE', 'base_dataset_name', 'ensure_dataset', 'generate', 'check_npz_file',
-           'CorruptDatasetError', 'DatasetUnavailableError', 'UnknownDatasetError']
+__all__ = ['REGENERABLE', 'generate', 'UnknownDatasetError']
 
 KEYS = ('observations', 'actions', 'terminals', 'qpos', 'qvel', 'button_states')  # File order; buttons optional.
 DTYPES = dict(observations=np.float32, actions=np.float32, terminals=bool, qpos=np.float32, qvel=np.float32,
