@@ -10,6 +10,9 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import ml_collections
 
+from agents.guidance import get_rule
+from networks.encoders import ENCODERS
+
 
 class ConfigValueError(ValueError):
     """A config value outside its valid range; the message names the key, the range and the value."""
@@ -96,15 +99,7 @@ class RegistryName(Check):
             raise ConfigValueError(f'config.{key}: {e}') from None
 
 
-def _guidance_rule(name: str) -> Any:
-    from agents.guidance import get_rule
-
-    return get_rule(name)
-
-
 def _encoders() -> Sequence[str]:
-    from networks.encoders import ENCODERS
-
     return tuple(ENCODERS)
 
 
@@ -124,7 +119,7 @@ CHECKS: Dict[str, Check] = {
     'geom_sample': flag(),
     'flow_steps': count(),
     'p_uncond': probability(below_one=True),  # 1 would leave the conditional model untrained.
-    'guidance_rule': RegistryName(_guidance_rule),  # agents/guidance.py RULES.
+    'guidance_rule': RegistryName(get_rule),  # agents/guidance.py RULES.
     'subgoal_steps': count(),
     'use_goals': flag(),
     'expectile': real(0.0, 1.0, low_open=True, high_open=True),

@@ -121,13 +121,13 @@ def test_resume_continues_from_the_newest_intact_checkpoint_and_sets_the_damaged
 
 def test_the_nan_guards_last_good_checkpoint_is_a_verified_one(run_b, tmp_path):
     from experiment.checkpoints import Checkpointer
-    from experiment.loop import Schedule, TrainLoop
+    from experiment.loop import Saver
     from experiment.run_dir import RunDir
 
     run, _ = damaged_copy(run_b, tmp_path, 'flipped array bytes')
-    checkpointer = Checkpointer(str(run / 'checkpoints'), create=False)
-    loop = TrainLoop(RunDir(str(run)), checkpointer, None, Schedule(60, 20, 20, 20), None, {}, progress=False)
-    assert loop._last_checkpoint(verified=True) == f'step 20 in {run}/checkpoints (verified)'
+    saver = Saver(Checkpointer(str(run / 'checkpoints'), create=False), {})
+    assert saver.last(RunDir(str(run)), verified=True) == f'step 20 in {run}/checkpoints (verified)'
+    assert saver.last(RunDir(str(run))) == f'step 40 in {run}/checkpoints'  # The newest, damaged or not.
 
 
 def test_a_digest_matches_what_was_written_and_catches_any_changed_value(run_b):

@@ -9,24 +9,26 @@ TINY = ['--agent=cfgrl', '--train_steps=10', '--log_interval=10', '--eval_interv
 
 
 def every_config():
-    """(name, config) of every registered agent at its defaults, each baseline and its exorl-* overrides, and every
-    other module of configs/ with a get_config (e.g. the ant expert's SAC)."""
+    """(name, config) of every registered agent at its defaults, each baseline and its exorl-* overrides, every
+    other module of configs/ with a get_config, and the ant expert's SAC config (in the data factory)."""
     import importlib
     import pkgutil
 
     import configs
     from agents import get_config, variants
-    from configs.exorl import apply_env_overrides
+    from datasets.ogbench_gen import sac_config
+    from experiment.settings import default_config
 
     for name, overrides in variants():
         config = get_config(name)
         config.update(overrides)
         yield f'{name} {overrides or ""}', config
-        yield f'{name} on exorl', apply_env_overrides(get_config(name), 'exorl-walker-walk')
+        yield f'{name} on exorl', default_config(name, 'exorl-walker-walk')
     for module in pkgutil.iter_modules(configs.__path__):
         get = getattr(importlib.import_module(f'configs.{module.name}'), 'get_config', None)
         if get is not None:
             yield f'configs.{module.name}', get()
+    yield 'datasets.ogbench_gen.sac_config', sac_config.get_config()
 
 
 def test_every_key_of_every_agents_config_has_a_check():
