@@ -2,8 +2,9 @@
 weights min(exp(A/β), max_weight) with `alpha` = 1/β; evaluated at the mean action.
 
 Two settings (config.exorl_settings): the OGBench one (GELU networks, unit-std actor, A from the online critic)
-and the authors' ExORL one, which `exorl-*` environments get (configs/exorl.py): LayerNorm-then-mish networks, a
-learned state-independent log-std, and A from the target critic.
+and the authors' ExORL one (configs/exorl.py AWR_EXORL, which the ExORL family in datasets/families.py gives a new
+run on `exorl-*` environments): LayerNorm-then-mish networks, a learned state-independent log-std, and A from the
+target critic.
 """
 from typing import Any, Tuple
 

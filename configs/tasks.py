@@ -69,9 +69,9 @@ REDUCED_HIERARCHICAL = ('pointmaze-large-navigate',)  # HCFGRL at w > 1 vs its w
 REDUCED_SINGLETASK = ('pointmaze-large-navigate', 'pointmaze-teleport-navigate')  # CFGRL (IQL) vs AWR.
 REDUCED_AWR_ALPHAS = {'pointmaze-large-navigate': (3, 10), 'pointmaze-teleport-navigate': (3,)}
 REDUCED_GUIDANCE = (0, 1, 1.5, 2, 3)
-# Antmaze on data regenerated with the shipped ant expert (ogbench_gen/experts/): HCFGRL on medium and large, flat
-# CFGRL on medium (oraclerep goals), CFGRL (IQL) vs AWR on single-task large. 20k steps is what 2 cores fit
-# beside the ExORL cells; 20 episodes per task as OGBench's protocol asks.
+# Antmaze on data regenerated with the shipped ant expert (datasets/ogbench_gen/experts/): HCFGRL on medium and
+# large, flat CFGRL on medium (oraclerep goals), CFGRL (IQL) vs AWR on single-task large. 20k steps is what 2 cores
+# fit beside the ExORL cells; 20 episodes per task as OGBench's protocol asks.
 REDUCED_ANTMAZE = dict(train_steps=20_000, batch_size=256, eval_interval=20_000, eval_episodes=20)
 REDUCED_ANTMAZE_NET = {'actor_hidden_dims': (256, 256, 256)}
 REDUCED_ANTMAZE_VALUE_NET = {'actor_hidden_dims': (256, 256, 256), 'value_hidden_dims': (256, 256, 256)}
@@ -81,10 +81,10 @@ REDUCED_ANTMAZE_SINGLETASK = ('antmaze-large-navigate',)
 REDUCED_ANTMAZE_DATA = 'runs/ogbench_data'  # --dataset_dir of the antmaze cells (generated data).
 
 
-# CFGRL beside separately trained baselines at the paper's step count (RESULTS.md "Baselines at the paper's step
-# count"): same data, seeds and evaluation for every agent of a cell; 3 × 256 networks at both levels, batch 256,
-# 3 seeds stacked, evaluated every 100k steps (20 episodes per task), checkpointed every 50k so a run can stop and
-# `--resume`. The paper's networks (4 × 512, batch 1024) are out of reach of 2 CPU cores; its 1M steps are not.
+# CFGRL beside separately trained baselines at the paper's step count (scripts/baselines_long.sh): same data, seeds
+# and evaluation for every agent of a cell; 3 × 256 networks at both levels, batch 256, 3 seeds stacked, evaluated
+# every 100k steps (20 episodes per task), checkpointed every 50k so a run can stop and `--resume`. The paper's
+# networks (4 × 512, batch 1024) are out of reach of 2 CPU cores; its 1M steps are not.
 LONG_POINTMAZE = dict(train_steps=1_000_000, batch_size=256, eval_interval=100_000, save_interval=50_000,
                       eval_episodes=20)
 LONG_ANTMAZE = dict(LONG_POINTMAZE, train_steps=300_000)  # At least 300k; resume with --train_steps for more.

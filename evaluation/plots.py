@@ -1,4 +1,5 @@
-"""The run's result plot: success vs guidance weight at the last evaluation, and success vs step per weight."""
+"""The run's result plot: score (success, or return on ExORL) vs guidance weight at the last evaluation, and score vs
+step per weight."""
 import os
 from typing import Dict, List, Sequence
 

@@ -1,4 +1,5 @@
-"""Evaluation results: per-episode successes of a guidance sweep, and the tables, rows and summary made from them.
+"""Evaluation results: per-episode scores (success, or return on ExORL) of a guidance sweep, and the tables, rows
+and summary made from them.
 
 Guidance keys: a guided agent's weight w is keyed by `f'{w:g}'` ('0', '1', '1.5', ...); an agent without guidance
 reports exactly one entry keyed 'none' (it has no weight; in particular it is not "w = 1" of anything).

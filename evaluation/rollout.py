@@ -1,7 +1,8 @@
-"""OGBench evaluation rollouts (docs/method.md#evaluation): tasks × episodes × guidance weights, lockstep or sequential.
+"""Evaluation rollouts (docs/method.md#evaluation): tasks × episodes × guidance weights, lockstep or sequential.
 
 Protocol: an episode of task k starts with `env.reset(options=dict(task_id=k, render_goal=False))`, its goal is
-`info['goal']`, it ends at termination or truncation, and its success is the final step's `info['success']`.
+`info['goal']`, it ends at termination or truncation, and its score is the final step's `info['success']` (OGBench)
+or the episode's return, `info['episode_return']` (ExORL; `EvalPlan.metric` says which).
 An episode whose policy emits a non-finite action (NaN or inf) ends there as a failure and is counted
 (`EvalResult.nonfinite`): the action never reaches the simulator, which would reset itself and could report success.
 

@@ -1,4 +1,5 @@
-"""ExORL tasks, the relabelling loader and the collector's buffer (datasets/exorl*.py).
+"""ExORL tasks, the relabelling loader and the collector's buffer (datasets/exorl.py, datasets/exorl_tasks.py,
+datasets/exorl_gen/).
 
 Rewards are checked on physics states built by hand, against values worked out from each task's definition
 (dm_control's tolerance: linear sigmoid 1 − d·(1 − v_m) clipped at 0, gaussian v_m^(d²), d the distance to the

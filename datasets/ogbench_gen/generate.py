@@ -75,7 +75,7 @@ ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # Fixed zip entry time (the earliest zip 
 
 
 # ====================================================================================================================
-# The oracle-driving loops: one per family, shared by generation and scripts/oracle_eval.py.
+# The oracle-driving loops: one per family, shared by generation and oracle_eval.py.
 # ====================================================================================================================
 class EpisodeBuffer:
     """The rows of one episode in ogbench's npz layout: the observation *before* each action, and the state
