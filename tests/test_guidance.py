@@ -1,6 +1,6 @@
-"""Guidance rules (agents/guidance.py): the registry, each rule's definition, the default's bitwise equality with the
-sampler as written before rules were pluggable, training and sampling with another rule, and refusal of unknown
-names."""
+"""Guidance rules (agents/guidance.py): the registry, each rule's definition, the default's bitwise equality with a
+reference sampler that hard-codes classifier-free guidance, training and sampling with another rule, and refusal of
+unknown names."""
 import functools
 import json
 import os
@@ -79,7 +79,7 @@ def test_a_new_rule_is_one_registry_line(monkeypatch, tiny_dataset):
 
 
 def _sample_as_before(velocity_net, observations, conds, w, rng, out_dim, num_steps):
-    """The guided sampler as written before rules were pluggable: v_unc + w·(v_cond − v_unc) in one fused pass."""
+    """A reference guided sampler with the rule hard-coded: v_unc + w·(v_cond − v_unc) in one fused pass."""
     b = observations.shape[0]
     w = jnp.broadcast_to(jnp.asarray(w, jnp.float32), (b,))[:, None]
     uncond = jnp.concatenate([jnp.zeros(b, bool), jnp.ones(b, bool)])
@@ -94,7 +94,7 @@ def _sample_as_before(velocity_net, observations, conds, w, rng, out_dim, num_st
 
 
 def test_the_default_rule_samples_bitwise_as_before(tiny_dataset, tiny_singletask_dataset):
-    """Same seed, same actions: the default rule reproduces the pre-plugin sampler exactly (scalar and per-row w)."""
+    """Same seed, same actions: the default rule reproduces the hard-coded reference exactly (scalar and per-row w)."""
     from agents.cfgrl_iql import LABEL_OPTIMAL
 
     for name, dataset in (('cfgrl', tiny_dataset), ('cfgrl_iql', tiny_singletask_dataset)):
