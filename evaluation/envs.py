@@ -21,7 +21,7 @@ import numpy as np
 from datasets.families import family_of
 from datasets.seeding import legacy_global_seed  # ogbench draws start/goal jitter from the global np.random.
 
-StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (observations, episode over, final-step success)
+StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (observations, episode over, score: success or return)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,8 @@ def as_policy_input(x) -> np.ndarray:
 
 
 def reset_episode(env, task_id: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Resets `env` to OGBench task `task_id` reproducibly; returns (observation, goal)."""
+    """Resets `env` to task `task_id` reproducibly (an ExORL task has one and ignores it); returns (observation,
+    goal)."""
     task_id, seed = int(task_id), int(seed)  # gymnasium wants Python ints.
     # The maze reset takes random actions from the action space and jitters start/goal with the global np.random:
     # both are seeded with the environment so that the episode depends on `seed` only.

@@ -11,9 +11,10 @@ from networks.mlp import MLP, default_init
 class VelocityField(nn.Module):
     """Flow-matching velocity v(s, c, a_t, t) over concat[obs, cond, a_t, t] (docs/method.md#flow-policies).
 
-    When `cond_dim` is set the module owns a learned "unconditional" embedding of the same width as the condition;
-    rows whose `uncond` flag is True see that embedding instead of their condition. This is classifier-free
-    guidance's condition dropout in training and the unconditional half of the fused pass at sampling time.
+    With a `cond_dim` and `uncond_embedding` set, the module owns a learned "unconditional" embedding of the same
+    width as the condition; rows whose `uncond` flag is True see that embedding instead of their condition. This is
+    classifier-free guidance's condition dropout in training and the unconditional half of the fused pass at
+    sampling time.
 
     Attributes:
         hidden_dims: hidden widths of the MLP.
