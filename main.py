@@ -56,11 +56,14 @@ def main(_):
     faults.stop_on_signals(faults.MAIN_SIGNAL_STATUS)  # Raises faults.Interrupted from here on (cleanup, one line).
     config = FLAGS.config
     settings, explicit = from_flags(FLAGS)
+    try:
+        cli.check_mode(settings)  # Before joining a distributed job: a refused mode never connects.
+    except UsageError as e:
+        cli.fail(str(e))
     if settings.distributed:  # Before JAX touches a device.
         initialize_distributed(settings.coordinator_address, settings.num_processes, settings.process_id)
     primary = jax.process_index() == 0  # The process that writes files and evaluates.
     try:
-        cli.check_mode(settings)
         if settings.eval_only:
             sys.exit(_or_write_fault(lambda: session.evaluate_checkpoint(settings, explicit, config), Written()))
         settings, run, notes = session.resolve_settings(settings, explicit, config)
@@ -101,7 +104,6 @@ def train(settings: Settings, explicit, config, run: Optional[RunDir], notes, me
         if primary:
             written.new = True  # Before anything is written in it (its lock): a fault removes it.
             RunLock(run.path).acquire()  # Held until this process exits.
-    written.run = run
     checkpointer = Checkpointer(run.checkpoint_dir)
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
     latest = checkpointer.latest_step()

@@ -16,6 +16,7 @@ import ml_collections
 import optax
 
 from agents import pixels
+from networks import ModuleDict
 
 Batch = Dict[str, jnp.ndarray]
 Info = Dict[str, jnp.ndarray]
@@ -66,8 +67,6 @@ def init_network(seed: int, modules: Dict[str, nn.Module], example_inputs: Dict[
     module is added for them, and the heads' example inputs hold `pixels.example_features` instead. Agents that pass
     none take state observations only, and a config or dataset asking for pixels fails here with a clear error.
     """
-    from networks import ModuleDict  # Local import keeps agents.base importable without networks' deps.
-
     encoder, example_inputs = pixels.encoder_inputs(config, example_inputs, observations)
     if encoder is not None:
         modules = {**modules, 'encoder': encoder}

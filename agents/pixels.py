@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from agents import pixel_agents
+from networks import make_encoder as make_named_encoder
 
 
 def make_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
@@ -25,9 +26,7 @@ def make_encoder(config: ml_collections.ConfigDict) -> nn.Module | None:
     name = config.get('encoder')
     if name is None:
         return None
-    from networks import make_encoder as make  # Local import: this module's augmentation needs only jax.
-
-    return make(name)
+    return make_named_encoder(name)
 
 
 def example_features(observations: jnp.ndarray, config: ml_collections.ConfigDict) -> jnp.ndarray:

@@ -58,19 +58,48 @@ class _DropExpectedWarnings(std_logging.Filter):
         return not str(record.msg).startswith(self.EXPECTED)
 
 
+UNREAD_ARRAY = 'Encountered error while reading array index'  # How orbax words each abandoned array read.
+
+
 def _drop_unread_array_errors(previous):
     """An unreadable array makes orbax abandon the reads of the others, whose errors Python prints at exit as
     'Exception ignored in: <coroutine ...>' with a page of TensorStore spec each; the first is reported."""
 
     def hook(unraisable) -> None:
-        if not str(unraisable.exc_value).startswith('Encountered error while reading array index'):
+        if not str(unraisable.exc_value).startswith(UNREAD_ARRAY):
             previous(unraisable)
 
     return hook
 
 
+class _AbandonedReads:
+    """Once a damaged checkpoint's read is abandoned, TensorStore may still call back into orbax's closed event
+    loop from its own threads, and each callback's 'Event loop is closed' is printed as a traceback (sys.excepthook).
+    Those, and only after an abandoned read, are dropped."""
+
+    happened = False
+
+    @classmethod
+    def hook(cls, previous):
+        def excepthook(kind, value, tb) -> None:
+            if not (cls.happened and isinstance(value, RuntimeError) and str(value) == 'Event loop is closed'):
+                previous(kind, value, tb)
+
+        return excepthook
+
+
+class _DropUnreadArrayTasks(std_logging.Filter):
+    """The same abandoned reads, when asyncio collects their tasks while its loop still runs: it logs 'Task
+    exception was never retrieved' with the same page of spec."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not (record.exc_info and str(record.exc_info[1]).startswith(UNREAD_ARRAY))
+
+
 std_logging.getLogger('absl').addFilter(_DropExpectedWarnings())
+std_logging.getLogger('asyncio').addFilter(_DropUnreadArrayTasks())
 sys.unraisablehook = _drop_unread_array_errors(sys.unraisablehook)
+sys.excepthook = _AbandonedReads.hook(sys.excepthook)
 _NOTED: set = set()  # (directory, step) of digest-less checkpoints already noted in this process.
 
 
@@ -171,6 +200,13 @@ class Checkpointer:
                 return path
         return None
 
+    def _check_files(self, step: int) -> None:
+        """Raises CheckpointDamaged if a file of `state` differs from the hash recorded when it was saved. Checked
+        before any array is read: a read that fails midway leaves TensorStore threads printing tracebacks."""
+        changed = self._changed_file(step)
+        if changed is not None:
+            raise CheckpointDamaged(self.directory, step, changed, 'the file differs from the one saved')
+
     def restore(self, template_agent: Any, step: Optional[int] = None) -> Tuple[Any, jax.Array, int]:
         """(agent, sampler rng, step) of checkpoint `step` (default: the latest), verified against its digest.
         `template_agent` is a freshly created agent of the same config: it supplies the structure, dtypes and
@@ -183,10 +219,12 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         digest = self.read_digest(step)
         self._check_shapes(step, abstract, digest)
+        self._check_files(step)
         try:
             state = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract)))['state']
         except Exception as e:  # noqa: BLE001  (whatever orbax or tensorstore raise on unreadable data)
+            _AbandonedReads.happened = True
             raise self._damaged(step, 'state', e) from None
         self._verify_arrays(step, state, digest)
         agent = flax.serialization.from_state_dict(template_agent, state['agent'])
@@ -205,12 +243,14 @@ class Checkpointer:
         tree = self._saved_tree(step)
         if digest is not None:
             self._check_against_digest(step, tree, digest)
+        self._check_files(step)
         cpu = jax.sharding.SingleDeviceSharding(jax.devices('cpu')[0])
         abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu), tree)
         try:
             with ocp.StandardCheckpointer() as reader:
                 state = reader.restore(self._path(step, 'state'), abstract)
         except Exception as e:  # noqa: BLE001
+            _AbandonedReads.happened = True
             raise self._damaged(step, 'state', e) from None
         self._verify_arrays(step, state, digest)
         return digest is not None

@@ -94,7 +94,7 @@ def table2(stacked: bool = True) -> List[str]:
 def table1(stacked: bool = True) -> List[str]:
     lines = header('Table 1: ExORL (DeepMind Control), CFGRL vs AWR on one IQL value function, episode return.',
                    ['Data: ExORL\'s RND buffers in ~/.exorl/data/<domain>/rnd/buffer/ (downloaded when reachable; '
-                    'see README).',
+                    'see docs/datasets.md).',
                     'CFGRL: one run per task, evaluated at every w; AWR: one run per task and 1/β (alpha).'])
     for task in tasks.TABLE1:
         env = tasks.exorl_env(task)

@@ -16,7 +16,7 @@ import pytest
 from agents import AGENTS, flow, get_agent_class, get_config, guidance
 from agents.base import freeze_config
 from datasets.sampler import GoalSamplingConfig, device_dataset, sample_goal_batch
-from experiment import cli, restore
+from experiment import cli, restore, settings
 from experiment.trainer import ChunkedTrainer
 from tests.conftest import tiny_config
 
@@ -127,9 +127,9 @@ def test_training_then_sampling_with_another_rule(name, tiny_dataset, tiny_singl
 
 
 def test_a_run_saved_before_the_key_existed_resumes_under_the_default():
-    config = cli.config_to_dict(get_config('cfgrl'))
+    config = settings.config_to_dict(get_config('cfgrl'))
     older = {k: v for k, v in config.items() if k != 'guidance_rule'}
-    assert cli.config_from_dict(older).guidance_rule == 'cfg'  # --resume and --eval_only read it so.
+    assert settings.config_from_dict(older).guidance_rule == 'cfg'  # --resume and --eval_only read it so.
     assert restore.config_differences(older, config) == []
     assert restore.config_differences(older, {**config, 'guidance_rule': 'interval'}) == [
         'config.guidance_rule: <absent> -> interval']
