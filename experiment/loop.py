@@ -60,11 +60,12 @@ class Schedule:
 
 
 class StopRequested(Exception):
-    """The user pressed Ctrl-C once: stop at the next safe point and save."""
+    """A first Ctrl-C, SIGTERM or SIGUSR1 arrived: stop at the next safe point and save."""
 
 
 class NonFiniteMetric(RuntimeError):
-    """A training metric became NaN or infinite."""
+    """A training metric, the parameters about to be saved or the policy's sampled actions became NaN or
+    infinite."""
 
 
 class GracefulStop:
