@@ -162,6 +162,7 @@ def test_optimality_labels_match_the_hand_computed_advantage_sign(tiny_singletas
     np.testing.assert_array_equal(optimality_labels(agent.advantages(example)), expected)
 
 
+@pytest.mark.slow
 def test_awr_actor_loss_does_not_train_the_critic(tiny_singletask_dataset, monkeypatch):
     agent, _, _, example = _setup('awr', tiny_singletask_dataset)
     net = agent.network

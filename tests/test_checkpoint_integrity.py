@@ -69,6 +69,7 @@ def damaged_copy(run, tmp_path, kind, step=STEPS):
 KINDS = ['truncated array file', 'flipped array bytes', 'flipped array metadata', 'flipped meta', 'truncated meta']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', KINDS)
 def test_a_damaged_step_is_refused_in_one_line_and_kept(workspace, run_b, tmp_path, kind):  # noqa: F811
     run, path = damaged_copy(run_b, tmp_path, kind)
@@ -83,6 +84,7 @@ def test_a_damaged_step_is_refused_in_one_line_and_kept(workspace, run_b, tmp_pa
     assert snapshot(run) == before and not (tmp_path / 'evals').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['truncated array file', 'flipped array bytes', 'flipped meta'])
 def test_eval_only_of_a_run_falls_back_to_the_newest_intact_checkpoint(workspace, run_b, tmp_path, kind):  # noqa: F811
     run, path = damaged_copy(run_b, tmp_path, kind)
@@ -98,8 +100,8 @@ def test_eval_only_of_a_run_falls_back_to_the_newest_intact_checkpoint(workspace
     assert snapshot(run / 'checkpoints') == checkpoints  # Evaluation never touches a checkpoint.
 
 
-@pytest.mark.parametrize('kind', ['flipped array bytes', pytest.param('truncated array file', marks=pytest.mark.slow),
-                                  pytest.param('flipped array metadata', marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['flipped array bytes', 'truncated array file', 'flipped array metadata'])
 def test_resume_continues_from_the_newest_intact_checkpoint_and_sets_the_damaged_one_aside(workspace, run_b,  # noqa: F811
                                                                                            tmp_path, kind):
     from experiment.checkpoints import Checkpointer
@@ -119,6 +121,7 @@ def test_resume_continues_from_the_newest_intact_checkpoint_and_sets_the_damaged
     assert checkpointer.all_steps() == [20, STEPS] and checkpointer.verify(STEPS)  # Step 40 trained again.
 
 
+@pytest.mark.slow
 def test_the_nan_guards_last_good_checkpoint_is_a_verified_one(run_b, tmp_path):
     from experiment.checkpoints import Checkpointer
     from experiment.loop import Saver
@@ -130,6 +133,7 @@ def test_the_nan_guards_last_good_checkpoint_is_a_verified_one(run_b, tmp_path):
     assert saver.last(RunDir(str(run))) == f'step 40 in {run}/checkpoints'  # The newest, damaged or not.
 
 
+@pytest.mark.slow
 def test_a_digest_matches_what_was_written_and_catches_any_changed_value(run_b):
     import jax
 
@@ -144,6 +148,19 @@ def test_a_digest_matches_what_was_written_and_catches_any_changed_value(run_b):
     state['x'][1, 2] = np.nextafter(np.float32(5), np.float32(6))  # One ulp.
     assert state_digest(state)["['x']"]['sha256'] != entries["['x']"]['sha256']
     assert all(entry['sha256'] for entry in digest.values())
+
+
+def test_a_state_digest_records_shapes_and_changes_with_one_ulp():
+    import jax
+
+    from experiment.checkpoints import state_digest
+
+    state = {'x': np.arange(6, dtype=np.float32).reshape(2, 3), 'k': jax.random.PRNGKey(0), 's': np.int32(3)}
+    entries = state_digest(state)
+    assert entries["['s']"]['shape'] == [] and entries["['x']"]['shape'] == [2, 3]
+    assert entries["['x']"]['dtype'] == 'float32' and all(len(e['sha256']) == 64 for e in entries.values())
+    state['x'][1, 2] = np.nextafter(np.float32(5), np.float32(6))
+    assert state_digest(state)["['x']"]['sha256'] != entries["['x']"]['sha256']
 
 
 def test_a_checkpoint_saved_before_digests_loads_with_a_note(capsys):

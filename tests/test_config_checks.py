@@ -69,10 +69,14 @@ def test_a_value_outside_its_range_names_key_and_range(key, value, expected):
 
 @pytest.mark.parametrize('args,expected', [
     (['--config.flow_steps=0'], 'error: config.flow_steps must be an integer ≥ 1, got 0.'),
-    (['--config.p_curgoal=0.5'], 'error: config.p_curgoal + config.p_trajgoal + config.p_randomgoal must sum to 1'),
-    (['--config.p_uncond=1.5'], 'error: config.p_uncond must be a finite number in [0, 1), got 1.5.'),
+    pytest.param(['--config.p_curgoal=0.5'],
+                 'error: config.p_curgoal + config.p_trajgoal + config.p_randomgoal must sum to 1',
+                 marks=pytest.mark.slow),  # The checks themselves are tested in process above; one run each path.
+    pytest.param(['--config.p_uncond=1.5'], 'error: config.p_uncond must be a finite number in [0, 1), got 1.5.',
+                 marks=pytest.mark.slow),
     (['--eval_guidance=1,nan'], 'error: --eval_guidance must be finite numbers'),
-    (['--eval_guidance=1,inf', '--eval_episodes=1'], 'error: --eval_guidance must be finite numbers'),
+    pytest.param(['--eval_guidance=1,inf', '--eval_episodes=1'], 'error: --eval_guidance must be finite numbers',
+                 marks=pytest.mark.slow),
 ])
 def test_bad_config_values_exit_2_in_one_line_before_a_run_directory(workspace, tmp_path, args, expected):  # noqa: F811
     result = run_main(workspace, *TINY, *args, f'--save_dir={tmp_path / "runs"}', timeout=120)

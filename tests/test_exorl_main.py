@@ -41,6 +41,7 @@ def collect(root, num_steps):
                           config=tiny_collector_config(), progress=False, episode_steps=100)
 
 
+@pytest.mark.slow
 def test_collector_writes_exorl_format_and_resumes(buffer_root):
     files = episode_files(str(buffer_root / 'walker' / 'rnd' / 'buffer'))
     assert [os.path.basename(f).split('_', 1)[1] for f in files] == ['0_100.npz', '1_100.npz']
@@ -56,6 +57,7 @@ def test_collector_writes_exorl_format_and_resumes(buffer_root):
         np.testing.assert_array_equal(a['physics'], b['physics'])
 
 
+@pytest.mark.slow
 def test_collector_refuses_to_continue_another_collection(buffer_root, tmp_path):
     shutil.copytree(buffer_root / 'walker', tmp_path / 'walker')
     config = tiny_collector_config()
@@ -102,12 +104,11 @@ def test_collector_networks_match_urlb_at_width_1024():
 def test_collector_kernels_are_orthogonal_and_biases_zero():
     from datasets.exorl_gen.rnd_ddpg import RNDDDPG
 
-    config = exorl_collect.get_config()
-    agent = RNDDDPG.create(0, 24, 6, config)
+    agent = RNDDDPG.create(0, 24, 6, tiny_collector_config())  # Width 16.
     kernel = np.asarray(agent.critic.params['q1_hidden']['kernel'])
     np.testing.assert_allclose(kernel.T @ kernel, np.eye(kernel.shape[1]), atol=1e-4)
-    trunk = np.asarray(agent.actor.params['trunk']['kernel'])  # 24 × 256: orthonormal rows.
-    np.testing.assert_allclose(trunk @ trunk.T, np.eye(24), atol=1e-4)
+    trunk = np.asarray(agent.actor.params['trunk']['kernel'])  # 24 × 16: orthonormal columns.
+    np.testing.assert_allclose(trunk.T @ trunk, np.eye(16), atol=1e-4)
     assert not np.asarray(agent.actor.params['out']['bias']).any()
 
 
@@ -156,6 +157,7 @@ def _tiny_batch(obs_dim=5, action_dim=3, n=64, seed=0):
             'rewards': rng.normal(size=n).astype(np.float32), 'masks': np.ones(n, np.float32)}
 
 
+@pytest.mark.slow
 def test_cfgrl_exorl_labels_from_the_target_critic():
     from agents import get_agent_class, get_config
 
@@ -195,6 +197,7 @@ def test_main_trains_and_evaluates_on_collected_data(buffer_root, tmp_path):
     assert (run / 'eval.csv').read_text().splitlines()[0] == 'step,guidance,overall_return,task1'
 
 
+@pytest.mark.slow
 def test_exorl_awr_trains_on_relabelled_data(buffer_root):
     """AWR with the ExORL settings (main.py gives them to --agent=awr on exorl-* envs, see above): a learned
     log-std that the loss moves, and mean actions in [−1, 1]."""

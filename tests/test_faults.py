@@ -122,6 +122,7 @@ def test_nonfinite_actions_never_reach_mujoco(tmp_path, monkeypatch):
     assert not (tmp_path / 'MUJOCO_LOG.TXT').exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_whose_policy_samples_nan_is_not_saved(tmp_path):
     """Finite parameters whose policy overflows (what a negative learning rate makes) are not a good checkpoint."""
     import dataclasses
@@ -156,6 +157,7 @@ def test_a_checkpoint_whose_policy_samples_nan_is_not_saved(tmp_path):
 # ------------------------------------------------------------------------------------------------------------------
 # 2. Repeated tuple overrides, 3. the run-directory lock, 7. bad config, shape-changing --force.
 # ------------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_repeated_tuple_override_replaces_the_earlier_one(workspace, run_a, tmp_path):
     run = copy_run(run_a, tmp_path / 'run')
     # The run has [32, 32]: appending would make [64, 32, 32], a difference that --resume refuses.
@@ -188,6 +190,7 @@ def test_a_locked_run_is_refused_and_a_killed_holders_lock_is_not(workspace, run
     RunLock(str(run)).acquire().release()
 
 
+@pytest.mark.slow
 def test_resume_force_cannot_change_array_shapes(workspace, run_a, tmp_path):
     run = copy_run(run_a, tmp_path / 'run')
     before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
@@ -308,6 +311,7 @@ def test_eval_only_of_a_read_only_run_writes_under_save_dir(workspace, run_a, tm
     assert not (run / 'evals').exists()
 
 
+@pytest.mark.slow
 def test_eval_only_uses_the_runs_evaluation_flags_and_says_so(workspace, run_a, tmp_path):
     result = run_main(workspace, '--eval_only', f'--restore_path={run_a}', '--eval_episodes=1',
                       '--eval_max_steps=5', f'--save_dir={tmp_path}')
@@ -340,6 +344,7 @@ def test_sigterm_saves_exits_for_requeue_and_resume_ends_bitwise_equal(workspace
     assert_bitwise_equal(run_a, run, TRAIN_STEPS)
 
 
+@pytest.mark.slow
 def test_sigusr1_requests_a_stop_for_requeue():
     code = ('import os, signal; from experiment.loop import GracefulStop, StopRequested\n'
             'with GracefulStop() as stop:\n'
@@ -486,6 +491,7 @@ def test_a_stopped_generation_says_so_ends_its_workers_and_leaves_nothing(tmp_pa
     assert not list(folder.iterdir())  # Shards and partial files removed.
 
 
+@pytest.mark.slow
 def test_generation_workers_end_with_a_killed_parent(tmp_path):
     folder = tmp_path / 'data'
     folder.mkdir()
@@ -535,8 +541,8 @@ def test_a_signal_before_the_run_directory_exists_is_one_line(workspace, tmp_pat
     assert not (tmp_path / 'runs').exists()
 
 
-@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 75),
-                                           pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 75), (signal.SIGINT, 130)])
 def test_an_interrupted_eval_only_says_so_and_leaves_no_half_folder(workspace, run_a, tmp_path, signum, status):
     run = copy_run(run_a, tmp_path / 'run')
     proc = start_main(workspace, '--eval_only', f'--restore_path={run}', '--eval_episodes=50',
@@ -564,6 +570,7 @@ def test_an_interrupted_eval_only_says_so_and_leaves_no_half_folder(workspace, r
 FILL = "{{ dd if=/dev/zero of='{0}/fill' bs=4k 2>/dev/null || true; }}"
 
 
+@pytest.mark.slow
 @needs_mounts
 def test_no_space_at_all_leaves_no_run_directory_nor_lock(workspace, tmp_path):
     full = tmp_path / 'full'
@@ -577,6 +584,7 @@ def test_no_space_at_all_leaves_no_run_directory_nor_lock(workspace, tmp_path):
     assert 'LEFT ' not in result.stdout  # Not even a 0-byte .lock.
 
 
+@pytest.mark.slow
 @needs_mounts
 def test_a_failed_write_of_a_resumed_run_leaves_no_temporary_file(workspace, run_a, tmp_path):
     full = tmp_path / 'full'
@@ -589,6 +597,7 @@ def test_a_failed_write_of_a_resumed_run_leaves_no_temporary_file(workspace, run
     assert 'is intact' in result.stderr and 'LEFT ' not in result.stdout
 
 
+@pytest.mark.slow
 @needs_mounts
 def test_eval_only_of_a_read_only_run_into_the_same_read_only_place_is_refused(workspace, run_a, tmp_path):
     run = copy_run(run_a, tmp_path / 'ro' / 'run')

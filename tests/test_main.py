@@ -195,6 +195,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_ends_bitwise_equal(workspace, run_
     assert_bitwise_equal(run_a, run_c, TRAIN_STEPS)
 
 
+@pytest.mark.slow
 def test_eval_only_writes_a_new_folder_and_touches_nothing_else(workspace, run_a):
     before = {p: p.stat().st_mtime_ns for p in run_a.iterdir() if p.is_file()}
     result = run_main(workspace, '--eval_only', f'--restore_path={run_a / "checkpoints" / "80"}',

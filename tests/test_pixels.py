@@ -137,6 +137,7 @@ def test_augment_is_the_identity_when_p_aug_is_zero():
     assert 5 < sum(kept) < 35
 
 
+@pytest.mark.slow
 def test_update_trains_on_the_augmented_batch_with_its_own_key(pixel_dataset):
     agent, _, _, example = _setup('cfgrl', pixel_dataset, p_aug=1.0)
 

@@ -42,6 +42,7 @@ def test_squashed_log_prob_matches_change_of_variables():
     assert np.all(np.abs(np.asarray(action)) < 1)
 
 
+@pytest.mark.slow
 def test_sac_update_moves_critic_actor_and_temperature():
     config = small_config()
     agent = SACAgent.create(0, random_batch(0, 1), config)
@@ -89,6 +90,7 @@ def make_trainer(out, train_steps):
     return Trainer(args, small_config())
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings('ignore::DeprecationWarning')
 def test_trainer_fills_ring_learns_and_resumes_exactly(tmp_path):
     straight = make_trainer(tmp_path / 'straight', 300)
