@@ -85,6 +85,7 @@ def test_sample_actions_shape_and_range(dataset_for, name, overrides):
     assert float(jnp.abs(actions).max()) <= 1.0
 
 
+@pytest.mark.slow
 def test_dropout_rate_is_close_to_p_uncond(tiny_dataset):
     agent, _, _, example = _setup('cfgrl', tiny_dataset, batch_size=64)
     fractions = [float(agent.loss(example, agent.network.params, jax.random.PRNGKey(k))[1]['uncond_fraction'])

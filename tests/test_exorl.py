@@ -40,6 +40,7 @@ def test_names():
         exorl_tasks.parse_env_name('exorl-walker-fly')
 
 
+@pytest.mark.slow
 def test_walker_rewards():
     # Upright at the model's standing height (torso at 1.3 > 1.2): stand pays 1; fallen 1 m lower (torso 0.3):
     # standing = 0.1^(1.5²), reward (3·standing + upright)/4.

@@ -202,8 +202,8 @@ def test_resume_force_cannot_change_array_shapes(workspace, run_a, tmp_path):
 
 @pytest.mark.parametrize('args,expected', [
     (['--config.batch_size=0'], 'config.batch_size must be positive'),
-    (['--config.actor_hidden_dims=0,8'], 'tuple of int > 0'),
-    (['--train_steps=0'], '--train_steps must be positive'),
+    pytest.param(['--config.actor_hidden_dims=0,8'], 'tuple of int > 0', marks=pytest.mark.slow),
+    pytest.param(['--train_steps=0'], '--train_steps must be positive', marks=pytest.mark.slow),
 ])
 def test_bad_values_fail_before_any_work(workspace, args, expected, tmp_path):
     result = run_main(workspace, *args, f'--save_dir={tmp_path / "runs"}', timeout=120)
@@ -472,7 +472,8 @@ def start_generation(folder, workers=2):
     return proc
 
 
-@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143),
+                                           pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)])
 def test_a_stopped_generation_says_so_ends_its_workers_and_leaves_nothing(tmp_path, signum, status):
     folder = tmp_path / 'data'
     folder.mkdir()
