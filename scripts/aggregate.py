@@ -2,10 +2,12 @@
 the paper's numbers; and a success-vs-w figure per task.
 
     python -m scripts.aggregate runs/ [--fixed_w=3] [--out=results/table.md] [--figures=results/figures] [--step=N]
+                                      [--versus=gcfbc]
 
 It prints the table, then (for guided variants) success at every evaluated w. Each run counts with its last
 evaluation (summary.json), or with its evaluation at step N (eval.csv) under --step; runs never evaluated at N
-are left out, and said so.
+are left out, and said so. --versus compares every variant with a separately trained baseline (GCBC beside
+CFGRL), paired by the seed flag.
 
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
 by environment and by everything else that differs between them, seed aside: only runs whose configs (a key a run
@@ -160,6 +162,7 @@ class Cell:
         self.per_seed: List[Dict[str, float]] = []
         self.tasks: List[Dict[str, Dict[str, float]]] = []
         self.steps: List[int] = []
+        self.seeds: List[Optional[int]] = []  # flags.json's seed of each entry of per_seed (None: not recorded).
 
     def weights(self) -> List[str]:
         common = set.intersection(*(set(s) for s in self.per_seed))
@@ -191,6 +194,7 @@ def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[st
         cell.per_seed.append(run.overall)
         cell.tasks.append(run.tasks)
         cell.steps.append(run.step)
+        cell.seeds.append(run.flags.get('seed'))
     return dict(cells)
 
 
@@ -269,6 +273,34 @@ def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:
     return '\n'.join(lines)
 
 
+def versus_table(cells: Mapping[Tuple[str, str], Cell], base: str) -> str:
+    """A markdown table of every variant against the separately trained variant `base` of the same environment,
+    paired by seed (the same --seed: same data order and evaluation episodes): score(variant, w) − score(base), in
+    points, mean ± std over the seeds both have, and how many improved. A guided variant gets a column per weight;
+    `base` counts at its unguided score ('none') or, if guided, at w = 1."""
+    lines = []
+    for (env, variant), cell in sorted(cells.items()):
+        base_cell = cells.get((env, base))
+        if base_cell is None or variant == base:
+            continue
+        base_w = next((w for w in base_cell.weights() if w in UNGUIDED_KEYS), '1')
+        base_scores = {seed: s[base_w] for seed, s in zip(base_cell.seeds, base_cell.per_seed)
+                       if seed is not None and base_w in s}
+        paired = [(s, base_scores[seed]) for seed, s in zip(cell.seeds, cell.per_seed) if seed in base_scores]
+        if not paired:
+            continue
+        values = []
+        for w in cell.weights():
+            diffs = np.array([(s[w] - b) * cell.scale for s, b in paired])
+            label = 'unguided' if w in UNGUIDED_KEYS else f'w = {w}'
+            values.append(f'{label}: {round(float(diffs.mean())):+d} ± {diffs.std():.0f} '
+                          f'({int((diffs > 0).sum())}/{len(diffs)} up)')
+        lines.append(f'| {env} | {variant} | {len(paired)} | ' + '; '.join(values) + ' |')
+    if not lines:
+        return ''
+    return '\n'.join([f'| env | variant | seeds paired | minus {base}, per weight |', '|---|---|---|---|'] + lines)
+
+
 def plot_success_vs_w(cells: Mapping[Tuple[str, str], Cell], folder: str) -> List[str]:
     """One PNG per env: mean ± std success against w for guided variants, unguided ones as horizontal lines."""
     import matplotlib
@@ -315,6 +347,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--figures', default=None, help='Folder for the success-vs-w figures.')
     parser.add_argument('--step', type=int, default=None,
                         help='Take every run\'s evaluation at this training step (default: its last one).')
+    parser.add_argument('--versus', default=None,
+                        help='Also compare every variant with this separately trained one (a label of the table, '
+                             'e.g. gcfbc or flow_hgcbc), paired by seed.')
     args = parser.parse_args(argv)
     folders = find_runs(args.roots)
     if not folders:
@@ -333,6 +368,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         text += ('\n\nGain over w = 1 (GCBC; for CFGRL (IQL) and ExORL CFGRL, the policy conditioned on the positive '
                  f'label), paired by seed: {m}(w) − {m}(1), mean ± std over seeds, and the seeds that improved:\n\n'
                  + gains)
+    if args.versus:
+        versus = versus_table(cells, args.versus)
+        if not versus:
+            raise SystemExit(f'No variant {args.versus!r} with recorded seeds beside another variant; the labels '
+                             f'are: {sorted({v for _, v in cells})}.')
+        text += (f'\n\nAgainst the separately trained {args.versus}, paired by seed: {m}(variant) − {m}'
+                 f'({args.versus}), mean ± std over seeds, and the seeds that improved:\n\n' + versus)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

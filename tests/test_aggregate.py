@@ -1,7 +1,9 @@
 """The aggregation turns fixture run directories into the expected table."""
 import json
 
-from scripts.aggregate import collect, find_runs, gain_table, main, table, variant_label, w_table
+import pytest
+
+from scripts.aggregate import collect, find_runs, gain_table, main, table, variant_label, versus_table, w_table
 
 
 def _run(root, name, env, agent, config, guidance, step=1000):
@@ -149,3 +151,26 @@ def test_curves_follow_each_variant_and_weight_over_steps(tmp_path):
     assert '| gcfbc | 30 ± 0 | 50 ± 0 |' in text
     curves.main([str(tmp_path), '--figures', str(tmp_path / 'fig')])
     assert (tmp_path / 'fig' / f'{env}_curves.png').stat().st_size > 1000
+
+
+def test_versus_pairs_each_variant_with_a_separately_trained_baseline_by_seed(tmp_path, capsys):
+    env = 'pointmaze-large-navigate-oraclerep-v0'
+    # Seed 0 is the easy one for every agent; seed 2 of CFGRL has no gcfbc partner and is left out of the pairing.
+    scores = {'cfgrl': {0: {'1': 0.6, '3': 0.8}, 1: {'1': 0.2, '3': 0.5}, 2: {'1': 0.9, '3': 0.9}},
+              'gcfbc': {0: {'none': 0.7}, 1: {'none': 0.3}},
+              'gcbc': {0: {'none': 0.5}, 1: {'none': 0.4}}}
+    for agent, per_seed in scores.items():
+        for seed, guidance in per_seed.items():
+            _run(tmp_path, f'{agent}/seed_{seed}', env, agent, {}, guidance)
+            (tmp_path / f'{agent}/seed_{seed}/flags.json').write_text(json.dumps({'seed': seed}))
+    cells = collect(find_runs([str(tmp_path)]))
+    lines = versus_table(cells, 'gcfbc').splitlines()
+    assert lines[0] == '| env | variant | seeds paired | minus gcfbc, per weight |'
+    # CFGRL − gcfbc by seed: w = 1: −10, −10; w = 3: +10, +20 (its unpaired seed 2 would have raised both).
+    assert lines[2] == f'| {env} | cfgrl | 2 | w = 1: -10 ± 0 (0/2 up); w = 3: +15 ± 5 (2/2 up) |'
+    assert lines[3] == f'| {env} | gcbc | 2 | unguided: -5 ± 15 (1/2 up) |'
+    assert len(lines) == 4
+    main([str(tmp_path), '--versus', 'gcfbc'])
+    assert 'Against the separately trained gcfbc, paired by seed' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="No variant 'flow_hgcbc'.*'cfgrl', 'gcbc', 'gcfbc'"):
+        main([str(tmp_path), '--versus', 'flow_hgcbc'])
