@@ -25,11 +25,26 @@ def resume(settings: Settings, explicit: Set[str],
     changed identity flag or config value is refused, naming each difference, unless --force."""
     run = RunDir.open(settings.resume)
     settings, changes = merge_saved(settings, explicit, run.read_json(RunDir.FLAGS))
+    if 'dataset_dir' not in explicit:
+        check_relative_dataset_dir(run, settings.dataset_dir)
     changes += config_differences(run.read_json(RunDir.CONFIG), config_to_dict(config))
     if changes and not settings.force:
         raise UsageError(f'refusing to resume {run.path} with different settings: {"; ".join(changes)}. '
                              'Pass --force to resume anyway.')
     return settings, run, [f'forced change on resume: {c}' for c in changes]
+
+
+def check_relative_dataset_dir(run: RunDir, dataset_dir: Optional[str]) -> None:
+    """UsageError if the run's saved --dataset_dir is relative and this command runs in another folder than the
+    run started in: the data would be looked for (and, when missing, regenerated) somewhere else. Runs saved before
+    the folder was recorded are not checked."""
+    if not dataset_dir or os.path.isabs(os.path.expanduser(dataset_dir)):
+        return
+    sessions = run.read_json(RunDir.META).get('sessions', []) if os.path.isfile(run.file(RunDir.META)) else []
+    started_in = next((s['cwd'] for s in sessions if 'cwd' in s), None)
+    if started_in and os.path.realpath(started_in) != os.path.realpath(os.getcwd()):
+        raise UsageError(f'{run.path} was started in {started_in} with the relative --dataset_dir={dataset_dir}; '
+                         f'resume it from that folder (cd {started_in}), so that it reads the same data.')
 
 
 def eval_only(settings: Settings, explicit: Set[str], config: ml_collections.ConfigDict

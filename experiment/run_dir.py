@@ -198,7 +198,8 @@ def w1_label(agent: str) -> str:
 
 
 def environment_info() -> Dict[str, Any]:
-    """What produced a result: time, command, git revision, python and package versions, devices."""
+    """What produced a result: time, command and the folder it ran in, git revision, python and package versions,
+    devices."""
     import jax
 
     versions = {}
@@ -210,6 +211,7 @@ def environment_info() -> Dict[str, Any]:
     return {
         'time': datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
         'argv': sys.argv,
+        'cwd': os.getcwd(),  # Relative paths among the flags (--dataset_dir) mean something only with it.
         'host': socket.gethostname(),
         'git': _git_info(),
         'python': platform.python_version(),

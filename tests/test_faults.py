@@ -191,6 +191,42 @@ def test_a_locked_run_is_refused_and_a_killed_holders_lock_is_not(workspace, run
 
 
 @pytest.mark.slow
+def test_resume_from_another_folder_with_a_relative_dataset_dir_is_refused(workspace, run_a, tmp_path):
+    from experiment.restore import check_relative_dataset_dir
+    from experiment.run_dir import RunDir
+    from experiment.settings import UsageError
+
+    run = copy_run(run_a, tmp_path / 'run')
+    flags, meta = json.loads((run / 'flags.json').read_text()), json.loads((run / 'meta.json').read_text())
+    flags['dataset_dir'], meta['sessions'][0]['cwd'] = 'data', str(workspace)  # Started in workspace/ with data/.
+    (run / 'flags.json').write_text(json.dumps(flags))
+    (run / 'meta.json').write_text(json.dumps(meta))
+    before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
+    # From the repository, data/ would be a new, empty folder: the data would be regenerated there.
+    result = subprocess.run([sys.executable, 'main.py', f'--resume={run}'], cwd=REPO, env=_env(workspace),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert f'was started in {workspace} with the relative --dataset_dir=data' in result.stderr
+    assert f'cd {workspace}' in result.stderr and not (REPO / 'data').exists()
+    assert {p: p.read_bytes() for p in run.rglob('*') if p.is_file()} == before
+    # From the folder it started in, or with an absolute --dataset_dir, or saved before the folder was recorded: fine.
+    cwd = os.getcwd()
+    try:
+        os.chdir(workspace)
+        check_relative_dataset_dir(RunDir(str(run)), 'data')
+    finally:
+        os.chdir(cwd)
+    check_relative_dataset_dir(RunDir(str(run)), str(workspace / 'data'))
+    del meta['sessions'][0]['cwd']
+    (run / 'meta.json').write_text(json.dumps(meta))
+    check_relative_dataset_dir(RunDir(str(run)), 'data')
+    with pytest.raises(UsageError):  # Any recorded session's folder counts, the first one that has it.
+        meta['sessions'].append({'cwd': str(workspace)})
+        (run / 'meta.json').write_text(json.dumps(meta))
+        check_relative_dataset_dir(RunDir(str(run)), 'data')
+
+
+@pytest.mark.slow
 def test_resume_force_cannot_change_array_shapes(workspace, run_a, tmp_path):
     run = copy_run(run_a, tmp_path / 'run')
     before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}

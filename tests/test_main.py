@@ -114,6 +114,7 @@ def test_a_run_writes_every_artefact(run_a):
     assert json.loads((run_a / 'config.json').read_text())['actor_hidden_dims'] == [32, 32]
     session = json.loads((run_a / 'meta.json').read_text())['sessions'][0]
     assert session['packages']['jax'] and session['python'] and session['devices'] and 'revision' in session['git']
+    assert session['cwd'] == str(REPO)  # What a relative --dataset_dir is relative to.
 
     lines = (run_a / 'eval.csv').read_text().splitlines()
     assert lines[0] == 'step,guidance,overall_success,task1,task2'
