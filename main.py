@@ -108,7 +108,7 @@ def train(settings: Settings, explicit, config, run: Optional[RunDir], notes, me
     sampler_rng, step = session.initial_sampler_rng(settings.seed, settings.num_seeds), 0
     latest = checkpointer.latest_step()
     try:  # The newest checkpoint that reads and matches its digest; damaged ones are reported and set aside.
-        found, restored = checkpointer.newest_intact(agent, set_aside=primary and jax.process_count() == 1)
+        found, restored = checkpointer.newest_intact(agent, set_aside=True)
     except (CheckpointMismatch, CheckpointDamaged) as e:
         cli.fail(str(e))
     if found is not None:

@@ -27,6 +27,7 @@ import flax
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 CHECKPOINT_DIR = 'checkpoints'  # Inside a run directory.
 MAX_TO_KEEP = 3
@@ -118,6 +119,16 @@ def state_digest(state: Any) -> Dict[str, Dict[str, Any]]:
     return digest
 
 
+def _restore_target(leaf: Any) -> jax.ShapeDtypeStruct:
+    """Where a template leaf is read to: its own devices if this process holds them, else this process's first
+    device. (A numpy leaf, such as the sampler key's template, would otherwise go to the job's device 0, which
+    only process 0 of a multi-process job can address.)"""
+    sharding = getattr(leaf, 'sharding', None)
+    if sharding is None or not sharding.is_fully_addressable:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+
+
 def _json_sha256(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
@@ -139,6 +150,7 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                                enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._aside: Dict[int, str] = {}  # Damaged step -> where process 0 set it aside.
 
     def latest_step(self) -> Optional[int]:
         return self._manager.latest_step()
@@ -216,7 +228,7 @@ class Checkpointer:
         # The sampler's key has the layout of the agent's own key (one per seed for stacked agents).
         template = {'agent': flax.serialization.to_state_dict(template_agent),
                     'sampler_rng': np.zeros_like(template_agent.rng)}
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        abstract = jax.tree.map(_restore_target, template)
         digest = self.read_digest(step)
         self._check_shapes(step, abstract, digest)
         self._check_files(step)
@@ -227,6 +239,8 @@ class Checkpointer:
             _AbandonedReads.happened = True
             raise self._damaged(step, 'state', e) from None
         self._verify_arrays(step, state, digest)
+        if jax.process_count() > 1:  # Host copies: the trainer places them on the job's mesh (`place`), which a
+            state = jax.device_get(state)  # device array committed to one process's device cannot be moved to.
         agent = flax.serialization.from_state_dict(template_agent, state['agent'])
         updates = np.unique(np.asarray(agent.network.step))  # One entry per seed for stacked agents.
         if updates.tolist() != [step]:
@@ -261,7 +275,10 @@ class Checkpointer:
         of the newest checkpoint that reads and verifies, checking from the newest down; (None, None) if there is
         none at all. Each damaged one skipped is reported in one line and, with `set_aside`, renamed
         `<step>.damaged`. Raises CheckpointDamaged (the newest's) if every checkpoint is damaged, and
-        CheckpointMismatch (not damage: another config) as restore does."""
+        CheckpointMismatch (not damage: another config) as restore does.
+
+        In a multi-process job every process calls this and finds the same steps damaged (they read the same
+        files); process 0 renames them once all have read, and all reload the list of steps after the rename."""
         damaged: List[CheckpointDamaged] = []
         for step in sorted(self._manager.all_steps(), reverse=True):
             try:
@@ -269,11 +286,12 @@ class Checkpointer:
             except CheckpointDamaged as e:
                 damaged.append(e)
                 continue
-            for e in damaged:
-                kept = self._set_aside(e.step) if set_aside else os.path.join(self.directory, str(e.step))
-                report(f'warning: {e}; skipped (kept as {kept}).')
-            if damaged:
-                self._manager.reload()
+            if damaged and set_aside:
+                self._set_aside_everywhere([e.step for e in damaged])
+            if jax.process_index() == 0:
+                for e in damaged:
+                    kept = self._aside.get(e.step, os.path.join(self.directory, str(e.step)))
+                    report(f'warning: {e}; skipped (kept as {kept}).')
             return step, (result if template_agent is not None else None)
         if damaged:
             first = damaged[0]
@@ -292,6 +310,18 @@ class Checkpointer:
             except CheckpointDamaged:
                 continue
         return None
+
+    def _set_aside_everywhere(self, steps: List[int]) -> None:
+        """Sets damaged `steps` aside (process 0 renames, between barriers of every process) and reloads the list
+        of checkpoints, so each step can be saved anew rather than skipped as existing."""
+        multi = jax.process_count() > 1
+        if multi:  # Nobody renames while another process may still be reading.
+            multihost_utils.sync_global_devices('checkpoints: damaged ones read')
+        if jax.process_index() == 0:
+            self._aside = {step: self._set_aside(step) for step in steps}
+        if multi:
+            multihost_utils.sync_global_devices('checkpoints: damaged ones set aside')
+        self._manager.reload()
 
     def _set_aside(self, step: int) -> str:
         """Renames damaged checkpoint `step` to `<step>.damaged` (or `.damaged-<k>`), out of orbax's sight: kept

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_main import ENV, REPO, run_main, workspace  # noqa: F401
+from tests.test_main import ENV, REPO, _env, checkpoint_arrays, run_main, workspace  # noqa: F401
 
 STEPS = 40
 FLAGS = ['--agent=cfgrl', f'--train_steps={STEPS}', '--log_interval=20', '--eval_interval=20', '--save_interval=20',
@@ -119,6 +119,38 @@ def test_resume_continues_from_the_newest_intact_checkpoint_and_sets_the_damaged
         p.relative_to(run / 'checkpoints' / str(STEPS)): b for p, b in damaged.items()}
     checkpointer = Checkpointer(str(run / 'checkpoints'), create=False)
     assert checkpointer.all_steps() == [20, STEPS] and checkpointer.verify(STEPS)  # Step 40 trained again.
+
+
+@pytest.mark.slow
+def test_a_distributed_resume_sets_the_damaged_checkpoint_aside_once(workspace, run_b, tmp_path):  # noqa: F811
+    """Two processes of one job read the same damaged step; process 0 alone renames it (after both have read) and
+    reports it, and both then save that step anew instead of skipping it as existing."""
+    import sys
+
+    from experiment.checkpoints import Checkpointer
+    from tests.conftest import free_port, run_processes
+
+    run, path = damaged_copy(run_b, tmp_path, 'flipped array bytes')
+    damaged = snapshot(run / 'checkpoints' / str(STEPS))
+    port = free_port()
+    outputs = run_processes([[sys.executable, 'main.py', f'--resume={run}', '--distributed',
+                              f'--coordinator_address=localhost:{port}', '--num_processes=2', f'--process_id={i}']
+                             for i in (0, 1)], timeout=600, cwd=REPO, env=_env(workspace))
+    for code, _, err in outputs:
+        assert code == 0 and 'Traceback' not in err, err[-3000:]
+    warnings = [[line for line in err.splitlines() if line.startswith('warning:')] for _, _, err in outputs]
+    assert len(warnings[0]) == 1 and str(path) in warnings[0][0] and f'{STEPS}.damaged' in warnings[0][0], warnings
+    assert warnings[1] == []
+    aside = run / 'checkpoints' / f'{STEPS}.damaged'
+    assert {p.relative_to(aside): b for p, b in snapshot(aside).items()} == {
+        p.relative_to(run / 'checkpoints' / str(STEPS)): b for p, b in damaged.items()}
+    assert not (run / 'checkpoints' / f'{STEPS}.damaged-1').exists()  # Renamed once, not once per process.
+    checkpointer = Checkpointer(str(run / 'checkpoints'), create=False)
+    assert checkpointer.all_steps() == [20, STEPS] and checkpointer.verify(STEPS)
+    # Both processes restored step 20 and trained on as the one-process run did (data-parallel: equal to rounding).
+    a, b = checkpoint_arrays(run_b, STEPS), checkpoint_arrays(run, STEPS)
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
 @pytest.mark.slow
