@@ -174,3 +174,44 @@ def test_versus_pairs_each_variant_with_a_separately_trained_baseline_by_seed(tm
     assert 'Against the separately trained gcfbc, paired by seed' in capsys.readouterr().out
     with pytest.raises(SystemExit, match="No variant 'flow_hgcbc'.*'cfgrl', 'gcbc', 'gcfbc'"):
         main([str(tmp_path), '--versus', 'flow_hgcbc'])
+
+
+def test_export_copies_result_files_and_sums_each_sessions_wall_time(tmp_path, capsys):
+    import time
+
+    from tensorboardX import SummaryWriter
+
+    from scripts import export_runs
+
+    run = tmp_path / 'runs' / 'env' / 'cfgrl' / '20261202-000000_s0-1'
+    for folder in (run, run / 'seed_0', run / 'seed_1'):
+        folder.mkdir(parents=True)
+        for name in ('flags.json', 'summary.json', 'config.json', 'eval.csv'):
+            (folder / name).write_text(json.dumps({'train_steps': 100, 'step': 60}) if name.endswith('json') else 'x')
+    (run / 'meta.json').write_text('{}')
+    (run / 'checkpoints' / '60').mkdir(parents=True)
+    (run / 'checkpoints' / '60' / 'state').write_text('arrays')
+    # Two sessions (a resume), each file opened now: 250 s, then 30 s; the time between sessions does not count.
+    for suffix, start, offsets in (('.a', time.time(), (100, 250)), ('.b', time.time(), (10, 30))):
+        writer = SummaryWriter(str(run / 'tb'), filename_suffix=suffix)
+        writer.add_scalar('x', 0.0, 0, walltime=start)
+        for step, offset in enumerate(offsets, 1):
+            writer.add_scalar('x', 1.0, step, walltime=start + offset)
+        writer.close()
+    dest = tmp_path / 'results'
+    export_runs.main([str(tmp_path / 'runs'), str(dest), '--finished'])  # At step 60 of 100: not copied.
+    assert not dest.exists() or not any(dest.rglob('summary.json'))
+    export_runs.main([str(tmp_path / 'runs'), str(dest)])
+    copy = dest / 'env' / 'cfgrl' / '20261202-000000_s0-1'
+    assert sorted(p.name for p in copy.iterdir()) == ['config.json', 'eval.csv', 'flags.json', 'meta.json', 'seed_0',
+                                                       'seed_1', 'summary.json']
+    assert sorted(p.name for p in (copy / 'seed_1').iterdir()) == ['config.json', 'eval.csv', 'flags.json',
+                                                                   'summary.json']
+    line = (dest / 'wall_times.txt').read_text().strip()
+    seconds = int(line.split('wall_s=')[1].split()[0])
+    assert abs(seconds - 280) <= 2 and '2 sessions' in line and line.endswith('step=60 in progress'), line
+    # A second export replaces the run's line and keeps the others'.
+    (dest / 'wall_times.txt').write_text('other/run wall_s=5 (0 min, 1 session) step=10 finished\n' + line + '\n')
+    export_runs.main([str(tmp_path / 'runs'), str(dest)])
+    lines = (dest / 'wall_times.txt').read_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith('other/run') and lines[0] == line
