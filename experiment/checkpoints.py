@@ -150,7 +150,6 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                                enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
-        self._aside: Dict[int, str] = {}  # Damaged step -> where process 0 set it aside.
 
     def latest_step(self) -> Optional[int]:
         return self._manager.latest_step()
@@ -286,11 +285,10 @@ class Checkpointer:
             except CheckpointDamaged as e:
                 damaged.append(e)
                 continue
-            if damaged and set_aside:
-                self._set_aside_everywhere([e.step for e in damaged])
+            aside = self._set_aside_everywhere([e.step for e in damaged]) if damaged and set_aside else {}
             if jax.process_index() == 0:
                 for e in damaged:
-                    kept = self._aside.get(e.step, os.path.join(self.directory, str(e.step)))
+                    kept = aside.get(e.step, os.path.join(self.directory, str(e.step)))
                     report(f'warning: {e}; skipped (kept as {kept}).')
             return step, (result if template_agent is not None else None)
         if damaged:
@@ -311,17 +309,18 @@ class Checkpointer:
                 continue
         return None
 
-    def _set_aside_everywhere(self, steps: List[int]) -> None:
+    def _set_aside_everywhere(self, steps: List[int]) -> Dict[int, str]:
         """Sets damaged `steps` aside (process 0 renames, between barriers of every process) and reloads the list
-        of checkpoints, so each step can be saved anew rather than skipped as existing."""
+        of checkpoints, so each step can be saved anew rather than skipped as existing. Returns step -> its new
+        path on process 0 (empty on the others)."""
         multi = jax.process_count() > 1
         if multi:  # Nobody renames while another process may still be reading.
             multihost_utils.sync_global_devices('checkpoints: damaged ones read')
-        if jax.process_index() == 0:
-            self._aside = {step: self._set_aside(step) for step in steps}
+        aside = {step: self._set_aside(step) for step in steps} if jax.process_index() == 0 else {}
         if multi:
             multihost_utils.sync_global_devices('checkpoints: damaged ones set aside')
         self._manager.reload()
+        return aside
 
     def _set_aside(self, step: int) -> str:
         """Renames damaged checkpoint `step` to `<step>.damaged` (or `.damaged-<k>`), out of orbax's sight: kept
