@@ -245,6 +245,11 @@ def w_table(cells: Mapping[Tuple[str, str], Cell]) -> str:
     return '\n'.join(lines)
 
 
+def _paired(diffs: np.ndarray) -> str:
+    """Per-seed differences as '+mean ± std (k/n up)'."""
+    return f'{round(float(diffs.mean())):+d} ± {diffs.std():.0f} ({int((diffs > 0).sum())}/{len(diffs)} up)'
+
+
 def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:
     """A markdown table of what guidance adds over w = `base`, paired by seed: for every w > base, the per-seed
     difference success(w) − success(base) in points (mean ± std over seeds) and how many seeds improved. Seeds of
@@ -266,9 +271,7 @@ def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:
             if w not in cell_ws:
                 values.append('–')
                 continue
-            diffs = np.array([(s[w] - s[base]) * cell.scale for s in cell.per_seed])
-            up = int((diffs > 0).sum())
-            values.append(f'{round(float(diffs.mean())):+d} ± {diffs.std():.0f} ({up}/{len(diffs)} up)')
+            values.append(_paired(np.array([(s[w] - s[base]) * cell.scale for s in cell.per_seed])))
         lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')
     return '\n'.join(lines)
 
@@ -291,10 +294,8 @@ def versus_table(cells: Mapping[Tuple[str, str], Cell], base: str) -> str:
             continue
         values = []
         for w in cell.weights():
-            diffs = np.array([(s[w] - b) * cell.scale for s, b in paired])
             label = 'unguided' if w in UNGUIDED_KEYS else f'w = {w}'
-            values.append(f'{label}: {round(float(diffs.mean())):+d} ± {diffs.std():.0f} '
-                          f'({int((diffs > 0).sum())}/{len(diffs)} up)')
+            values.append(f'{label}: ' + _paired(np.array([(s[w] - b) * cell.scale for s, b in paired])))
         lines.append(f'| {env} | {variant} | {len(paired)} | ' + '; '.join(values) + ' |')
     if not lines:
         return ''

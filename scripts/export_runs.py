@@ -18,6 +18,8 @@ import shutil
 import struct
 from typing import Dict, List, Optional, Tuple
 
+from datasets.files import write_atomic
+
 RESULT_FILES = ('flags.json', 'config.json', 'meta.json', 'eval.csv', 'train.csv', 'summary.json', 'success.png')
 WALL_TIMES = 'wall_times.txt'
 
@@ -94,9 +96,7 @@ def write_wall_times(dest: str, lines: Dict[str, str]) -> str:
         with open(path) as f:
             existing = {line.split(' ', 1)[0]: line.rstrip('\n') for line in f if line.strip()}
     existing.update(lines)
-    with open(path + '.tmp', 'w') as f:
-        f.writelines(existing[k] + '\n' for k in sorted(existing))
-    os.replace(path + '.tmp', path)
+    write_atomic(path, lambda f: f.write(''.join(existing[k] + '\n' for k in sorted(existing)).encode()))
     return path
 
 
