@@ -33,7 +33,7 @@ Arrays = Dict[str, np.ndarray]
 DEFAULT_ALGO = 'rnd'  # The exploration data the paper trains on.
 DEFAULT_ROOT = os.path.expanduser('~/.exorl/data')
 DOWNLOAD_URL = 'https://dl.fbaipublicfiles.com/exorl/{domain}/{algo}.zip'  # ExORL's published archives.
-CACHE_VERSION = 1  # Bump when the relabelled layout changes: older caches are then rebuilt.
+CACHE_VERSION = 2  # Bump when the relabelled layout or a task's reward changes: older caches are then rebuilt.
 
 
 def buffer_dir(root: str, domain: str, algo: str) -> str:
@@ -84,8 +84,23 @@ def relabel_buffer(dm_env, files: List[str], progress: bool = True) -> Arrays:
         except Exception as e:  # A truncated download or an interrupted write.
             raise CorruptDatasetError(f'cannot read ExORL episode {path}: {e}. Delete it (or the buffer) and '
                                       'fetch or collect it again.') from e
+        _check_widths(dm_env, path, episode)
         parts.append(relabel_episode(dm_env, episode))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _check_widths(dm_env, path: str, episode: Arrays) -> None:
+    """Refuses an episode whose physics or observation rows do not fit the task's (another version of the
+    domain, e.g. jaco collected with URLB's Duplo reach where ExORL's has a fixed site), which would otherwise
+    relabel to nonsense or fail inside MuJoCo."""
+    state = dm_env.physics.get_state().size
+    obs = sum(int(np.prod(spec.shape)) for spec in dm_env.observation_spec().values())
+    got = (episode['physics'].shape[-1], episode['observation'].shape[-1])
+    if got != (state, obs):
+        raise CorruptDatasetError(
+            f'ExORL episode {path} has physics rows of {got[0]} values and observations of {got[1]}, where this '
+            f'task has {state} and {obs}: it was collected for another version of the domain. Move the buffer '
+            'aside and fetch or collect it again.')
 
 
 

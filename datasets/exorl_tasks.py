@@ -6,9 +6,12 @@ What each task is, as the Unsupervised RL Benchmark (URLB) and ExORL build them:
   custom quadruped file only adds tasks the suite lacks, and its model is the suite's).
 - cheetah run-backward: the suite's cheetah rewarded for speed in −x, tolerance(−v, bounds=(10, ∞), margin 10,
   linear); URLB widens the floor (plane size 200 instead of 100) so that the cheetah can run backwards on it.
-- jaco reach-top-left / reach-top-right: dm_control's manipulation reach task (Kinova Jaco arm and hand, a Duplo
-  brick as the target, PERFECT_FEATURES observations) with the brick always placed at (∓0.09, 0.09) instead of
-  uniformly in a box; reward tolerance(‖tool centre point − brick‖, bounds=(0, 0.05), margin 0.05).
+- jaco reach-top-left / reach-top-right: ExORL's reach (the one its data is labelled and evaluated with, and the
+  authors' code uses): dm_control's manipulation reach with the Kinova Jaco arm and hand and PERFECT_FEATURES
+  observations, its target a site fixed at (∓0.09, 0.09) on the table rather than URLB's Duplo brick, the tool
+  centre point starting in the site workspace's box, and no target position in the observation; reward
+  tolerance(‖tool centre point − target‖, bounds=(0, 0.05), margin 0.05) against the task's fixed point. The
+  point is not part of the physics state, so a state collected under either task relabels to both.
 Action repeat is 1 (URLB's states setting) and the episode is the task's own time limit: 1000 steps for the
 locomotion tasks, 250 for jaco (10 s at 0.04 s). Actions are in [−1, 1] and scaled to the task's action bounds
 (URLB's action_scale wrapper); observations are the flattened float32 state features.
@@ -28,7 +31,7 @@ from datasets.names import EXORL_PREFIX, is_exorl
 TASKS = ('walker-stand', 'walker-walk', 'walker-run', 'cheetah-run', 'cheetah-run-backward', 'quadruped-walk',
          'quadruped-run', 'jaco-reach-top-left', 'jaco-reach-top-right')
 DOMAINS = ('walker', 'cheetah', 'quadruped', 'jaco')
-JACO_TARGETS = {'reach-top-left': (-0.09, 0.09), 'reach-top-right': (0.09, 0.09)}  # Brick (x, y) on the table.
+JACO_TARGETS = {'reach-top-left': (-0.09, 0.09), 'reach-top-right': (0.09, 0.09)}  # Target (x, y) on the table.
 _RUN_SPEED = 10.0  # Cheetah speed above which run (backward) pays 1, as the suite's run.
 _JACO_TIME_LIMIT = 10.0  # Seconds (URLB's jaco): 250 steps of 0.04 s.
 
@@ -64,18 +67,34 @@ def _cheetah_run_backward(seed: int):
 
 def _jaco_reach(task: str, seed: int):
     from dm_control import composer
-    from dm_control.composer import initializers
-    from dm_control.composer.variation import distributions
     from dm_control.manipulation import reach
-    from dm_control.manipulation.shared import workspaces
+    from dm_control.manipulation.shared import arenas, constants, robots
+    from dm_control.utils import rewards
 
-    env_task = reach._reach(obs_settings=reach.observations.PERFECT_FEATURES, use_site=False)
     x, y = JACO_TARGETS[task]
-    point = (x, y, reach._PROP_Z_OFFSET)
-    # URLB's reach keeps the Duplo workspace and its marker sites, and places the brick at one fixed point.
-    env_task._prop_placer = initializers.PropPlacer(
-        props=[env_task._prop], position=distributions.Uniform(point, point),
-        quaternion=workspaces.uniform_z_rotation, settle_physics=True)
+    target = np.array([x, y, reach._PROP_Z_OFFSET])
+
+    class FixedSiteReach(reach.Reach):
+        """ExORL's reach: the target site sits at the task's point, and the reward measures the distance to that
+        point itself, so it depends on the hand's state alone."""
+
+        def __init__(self, **kwargs):
+            super().__init__(prop=None, workspace=reach._SITE_WORKSPACE, **kwargs)
+            del self._task_observables['target_position']  # Fixed per task, so ExORL leaves it out.
+
+        def get_reward(self, physics):
+            distance = np.linalg.norm(physics.bind(self._hand.tool_center_point).xpos - target)
+            return rewards.tolerance(distance, bounds=(0, reach._TARGET_RADIUS), margin=reach._TARGET_RADIUS)
+
+        def initialize_episode(self, physics, random_state):
+            self._hand.set_grasp(physics, close_factors=random_state.uniform())
+            self._tcp_initializer(physics, random_state)
+            physics.bind(self._target).pos = target  # Drawn from nothing: the same random stream as ExORL's.
+
+    settings = reach.observations.PERFECT_FEATURES
+    env_task = FixedSiteReach(arena=arenas.Standard(), arm=robots.make_arm(obs_settings=settings),
+                              hand=robots.make_hand(obs_settings=settings), obs_settings=settings,
+                              control_timestep=constants.CONTROL_TIMESTEP)
     return composer.Environment(env_task, time_limit=_JACO_TIME_LIMIT, random_state=seed)
 
 

@@ -75,29 +75,47 @@ def test_quadruped_rewards():
     assert reward(run, state(run, qvel={'root': [2.5, 0, 0, 0, 0, 0]})) == pytest.approx(0.75, abs=1e-6)
 
 
-@pytest.mark.parametrize('task,x', [('jaco-reach-top-left', -0.09), ('jaco-reach-top-right', 0.09)])
-def test_jaco_rewards(task, x):
-    env = make(task)
-    env.reset(seed=0)
-    physics, reach_task = env.dm_env.physics, env.dm_env.task
-    brick = physics.bind(reach_task._target)  # The brick's frame, whose distance to the hand the reward reads.
-    assert brick.xpos[:2] == pytest.approx([x, 0.09], abs=1e-3)  # The task's fixed target on the table.
-    to_hand = physics.bind(reach_task.hand.tool_center_point).xpos - brick.xpos
-    joint = physics.bind(reach_task._target.freejoint)
-    base = physics.get_state().copy()
+def hand_at(env, point):
+    """The physics state after the arm's inverse kinematics puts the tool centre point at `point`, pointing down."""
+    from dm_control.composer.variation import distributions
+    from dm_control.composer import initializers
+    from dm_control.manipulation.shared import workspaces
 
-    def with_brick_offset(offset):
-        physics.set_state(base)
-        joint.qpos[:3] += to_hand + offset
-        return physics.get_state().copy()
-
-    # Target at the hand: inside the 0.05 radius, reward 1; 0.1 away (one margin past the bound): 0.1.
-    assert reward(env, with_brick_offset(np.zeros(3))) == pytest.approx(1.0)
-    assert reward(env, with_brick_offset(np.array([0.0, 0.0, 0.1]))) == pytest.approx(0.1, rel=1e-4)
+    reach_task, physics = env.dm_env.task, env.dm_env.physics
+    place = initializers.ToolCenterPointInitializer(reach_task.hand, reach_task.arm,
+                                                    position=distributions.Uniform(point, point),
+                                                    quaternion=workspaces.DOWN_QUATERNION)
+    place(physics, np.random.RandomState(0))
+    return physics.get_state().copy(), physics.bind(reach_task.hand.tool_center_point).xpos.copy()
 
 
-def write_buffer(directory, states, actions, obs_dim=3):
-    """One ExORL episode file with the given physics rows (T + 1 of them) and actions."""
+def test_jaco_rewards_read_each_tasks_fixed_target():
+    left, right = make('jaco-reach-top-left'), make('jaco-reach-top-right')
+    for env, x in ((left, -0.09), (right, 0.09)):
+        env.reset(seed=0)
+        reach_task = env.dm_env.task
+        assert reach_task._prop is None  # A site, as ExORL's reach; URLB's Duplo brick would move with the state.
+        assert env.dm_env.physics.bind(reach_task._target).xpos == pytest.approx([x, 0.09, 0.001])
+        assert 'target_position' not in reach_task.task_observables  # Fixed per task: not observed (ExORL).
+    assert left.reset(seed=0)[0].shape == (42,)
+
+    # The hand 3 cm above the left target: inside the 0.05 radius for top-left (1); for top-right 0.18 away, the
+    # gaussian tolerance 0.1^((d − 0.05)/0.05)² is 0 to 1e-6. The same state, relabelled for the two tasks.
+    s, hand = hand_at(left, (-0.09, 0.09, 0.031))
+    assert hand == pytest.approx([-0.09, 0.09, 0.031], abs=2e-3)
+    assert reward(left, s) == pytest.approx(1.0)
+    d = np.linalg.norm(hand - np.array([0.09, 0.09, 0.001]))
+    assert reward(right, s) == pytest.approx(0.1 ** (((d - 0.05) / 0.05) ** 2), abs=1e-9) and reward(right, s) < 1e-6
+    # 0.1 from the target (one margin past the bound): the value at the margin, 0.1.
+    s, hand = hand_at(left, (-0.09, 0.09, 0.101))
+    d = np.linalg.norm(hand - np.array([-0.09, 0.09, 0.001]))
+    assert reward(left, s) == pytest.approx(0.1 ** (((d - 0.05) / 0.05) ** 2), rel=1e-6)
+    assert 0.05 < reward(left, s) < 0.2
+
+
+def write_buffer(directory, states, actions, obs_dim=17):
+    """One ExORL episode file with the given physics rows (T + 1 of them) and actions (observations: cheetah's
+    width, placeholder values)."""
     directory.mkdir(parents=True, exist_ok=True)
     n = len(states)
     obs = np.arange(n * obs_dim, dtype=np.float32).reshape(n, obs_dim)
@@ -128,6 +146,17 @@ def test_relabelling_and_alignment(tmp_path):
     np.testing.assert_allclose(forward['rewards'][:3], [0.0, 0.0, 1.0], atol=1e-6)
     _, cached = exorl.load_dataset('exorl-cheetah-run-backward', str(tmp_path), try_download=False, progress=False)
     np.testing.assert_array_equal(cached['rewards'], data['rewards'])
+
+
+def test_buffer_of_another_domain_version_is_refused(tmp_path):
+    from datasets.files import CorruptDatasetError
+
+    env = make('cheetah-run')
+    states = [np.concatenate([state(env), [0.0]]) for _ in range(3)]  # One value too many per physics row.
+    write_buffer(tmp_path / 'cheetah' / 'rnd' / 'buffer', states, np.zeros((3, 6), np.float32))
+    with pytest.raises(CorruptDatasetError, match='physics rows of 19 values .* this task has 18 and 17: it was '
+                                                  'collected for another version'):
+        exorl.load_dataset('exorl-cheetah-run', str(tmp_path), try_download=False, progress=False)
 
 
 def test_missing_buffer_says_what_to_do(tmp_path):
