@@ -77,8 +77,8 @@ def test_quadruped_rewards():
 
 def hand_at(env, point):
     """The physics state after the arm's inverse kinematics puts the tool centre point at `point`, pointing down."""
-    from dm_control.composer.variation import distributions
     from dm_control.composer import initializers
+    from dm_control.composer.variation import distributions
     from dm_control.manipulation.shared import workspaces
 
     reach_task, physics = env.dm_env.task, env.dm_env.physics
