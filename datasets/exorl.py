@@ -76,7 +76,7 @@ def relabel_episode(dm_env, episode: Arrays) -> Arrays:
 
 def relabel_buffer(dm_env, files: List[str], progress: bool = True) -> Arrays:
     """Every episode of `files` relabelled and concatenated in the compact layout."""
-    parts = []
+    parts, widths = [], _task_widths(dm_env)
     for path in tqdm(files, desc='relabelling', unit='episode', disable=not progress, dynamic_ncols=True):
         try:
             with np.load(path) as f:
@@ -84,25 +84,27 @@ def relabel_buffer(dm_env, files: List[str], progress: bool = True) -> Arrays:
         except Exception as e:  # A truncated download or an interrupted write.
             raise CorruptDatasetError(f'cannot read ExORL episode {path}: {e}. Delete it (or the buffer) and '
                                       'fetch or collect it again.') from e
-        _check_widths(dm_env, path, episode)
+        _check_widths(path, episode, widths)
         parts.append(relabel_episode(dm_env, episode))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _check_widths(dm_env, path: str, episode: Arrays) -> None:
-    """Refuses an episode whose physics or observation rows do not fit the task's (another version of the
+def _task_widths(dm_env) -> Tuple[int, int]:
+    """(physics state, flat observation) widths of the task's episodes."""
+    return (dm_env.physics.get_state().size,
+            sum(int(np.prod(spec.shape)) for spec in dm_env.observation_spec().values()))
+
+
+def _check_widths(path: str, episode: Arrays, widths: Tuple[int, int]) -> None:
+    """Refuses an episode whose physics or observation rows do not fit the task's `widths` (another version of the
     domain, e.g. jaco collected with URLB's Duplo reach where ExORL's has a fixed site), which would otherwise
     relabel to nonsense or fail inside MuJoCo."""
-    state = dm_env.physics.get_state().size
-    obs = sum(int(np.prod(spec.shape)) for spec in dm_env.observation_spec().values())
     got = (episode['physics'].shape[-1], episode['observation'].shape[-1])
-    if got != (state, obs):
+    if got != widths:
         raise CorruptDatasetError(
             f'ExORL episode {path} has physics rows of {got[0]} values and observations of {got[1]}, where this '
-            f'task has {state} and {obs}: it was collected for another version of the domain. Move the buffer '
-            'aside and fetch or collect it again.')
-
-
+            f'task has {widths[0]} and {widths[1]}: it was collected for another version of the domain. Move the '
+            'buffer aside and fetch or collect it again.')
 
 
 def _unavailable(root: str, domain: str, algo: str, reason: str) -> DatasetUnavailableError:
