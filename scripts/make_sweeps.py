@@ -186,16 +186,19 @@ def antmaze_reduced() -> List[str]:
     return lines
 
 
-def baselines_long() -> List[str]:
+def baselines_long(stacked: bool = True) -> List[str]:
     """CFGRL and HCFGRL beside their separately trained baselines at the paper's step count (configs/tasks.py LONG_*):
-    pointmaze-large for the flat agents, antmaze-medium for the hierarchical ones, 3 seeds stacked per cell."""
+    pointmaze-large for the flat agents, antmaze-medium for the hierarchical ones, 3 seeds per cell."""
     data, n = tasks.LONG_DATA, tasks.REDUCED_SEEDS
+    script = 'baselines_long.sh' if stacked else 'baselines_long_per_seed.sh'
     lines = header('Separately trained baselines at the paper\'s step count: GCBC, flow GCBC and CFGRL on '
                    'pointmaze-large (1M steps); HGCBC, flow HGCBC and HCFGRL on antmaze-medium (300k steps).',
                    ['Scale: configs/tasks.py LONG_*. Regenerate the data first (once per dataset):',
                     *[f'  python -m datasets.ogbench_gen.generate --dataset={d} --dataset_dir={data}'
                       for d in ('pointmaze-large-navigate-v0', 'antmaze-medium-navigate-v0')],
-                    'Run: scripts/launch_local.sh scripts/baselines_long.sh --save_dir=runs/baselines_long',
+                    f'Run: scripts/launch_local.sh scripts/{script} --save_dir=runs/baselines_long',
+                    *([] if stacked else ['One seed per process: on a small machine a seed\'s run is a third of a '
+                                          'stacked cell\'s time, and the seeds', 'train exactly as when stacked.']),
                     'Stopped runs continue with --resume=<run dir>; antmaze past 300k with --train_steps=1000000.'])
     cells = [(tasks.FLAT_VARIANTS, tasks.LONG_POINTMAZE_AGENTS, 'pointmaze-large-navigate', tasks.LONG_POINTMAZE,
               tasks.LONG_POINTMAZE_GUIDANCE),
@@ -205,9 +208,9 @@ def baselines_long() -> List[str]:
         for name in names:
             agent, overrides = variants[name]
             overrides = {**tasks.LONG_NET, **overrides}
-            lines.append(command(agent, tasks.dataset_name(task, 'oraclerep'), 0, overrides,
-                                 guidance=guidance if guided(agent, overrides) else None, scale=scale,
-                                 num_seeds=n) + f' --dataset_dir={data}')
+            lines += [cell + f' --dataset_dir={data}' for cell in seed_cells(
+                agent, tasks.dataset_name(task, 'oraclerep'), n, overrides, stacked,
+                guidance=guidance if guided(agent, overrides) else None, scale=scale)]
     return lines
 
 
@@ -217,7 +220,8 @@ SWEEPS = {'table3.sh': table3, 'table2.sh': table2, 'w_ablation.sh': w_ablation,
           'w_ablation_per_seed.sh': functools.partial(w_ablation, stacked=False),
           'table1.sh': table1, 'table1_reduced.sh': table1_reduced,
           'table1_per_seed.sh': functools.partial(table1, stacked=False),
-          'antmaze_reduced.sh': antmaze_reduced, 'baselines_long.sh': baselines_long}
+          'antmaze_reduced.sh': antmaze_reduced, 'baselines_long.sh': baselines_long,
+          'baselines_long_per_seed.sh': functools.partial(baselines_long, stacked=False)}
 
 
 def main() -> None:
