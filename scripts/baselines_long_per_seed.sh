@@ -7,8 +7,8 @@
 #   python -m datasets.ogbench_gen.generate --dataset=pointmaze-large-navigate-v0 --dataset_dir=runs/ogbench_data
 #   python -m datasets.ogbench_gen.generate --dataset=antmaze-medium-navigate-v0 --dataset_dir=runs/ogbench_data
 # Run: scripts/launch_local.sh scripts/baselines_long_per_seed.sh --save_dir=runs/baselines_long
-# One seed per process: on a small machine a seed's run is a third of a stacked cell's time, and the seeds
-# train exactly as when stacked.
+# One seed per process: on a small machine a seed's run is a third of a stacked cell's time, and a seed
+# trains as it does stacked, up to float rounding (tests/test_scaling.py).
 # Stopped runs continue with --resume=<run dir>; antmaze past 300k with --train_steps=1000000.
 set -e
 

@@ -198,7 +198,8 @@ def baselines_long(stacked: bool = True) -> List[str]:
                       for d in ('pointmaze-large-navigate-v0', 'antmaze-medium-navigate-v0')],
                     f'Run: scripts/launch_local.sh scripts/{script} --save_dir=runs/baselines_long',
                     *([] if stacked else ['One seed per process: on a small machine a seed\'s run is a third of a '
-                                          'stacked cell\'s time, and the seeds', 'train exactly as when stacked.']),
+                                          'stacked cell\'s time, and a seed', 'trains as it does stacked, up to '
+                                          'float rounding (tests/test_scaling.py).']),
                     'Stopped runs continue with --resume=<run dir>; antmaze past 300k with --train_steps=1000000.'])
     cells = [(tasks.FLAT_VARIANTS, tasks.LONG_POINTMAZE_AGENTS, 'pointmaze-large-navigate', tasks.LONG_POINTMAZE,
               tasks.LONG_POINTMAZE_GUIDANCE),
