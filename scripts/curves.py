@@ -44,22 +44,31 @@ def _step_text(step: int) -> str:
     return f'{step // 1000}k' if step % 1000 == 0 and step else str(step)
 
 
-def _line_label(variant: str, w: str) -> str:
-    return variant if w in UNGUIDED_KEYS else f'{variant}, w = {w}'
+def _line_label(variant: str, w: str, points: Dict[int, Tuple[float, float, int]]) -> str:
+    """'cfgrl, w = 3 (2 seeds)': the variant, its weight, and the most seeds any of its points averages."""
+    seeds = max(n for _, _, n in points.values())
+    label = variant if w in UNGUIDED_KEYS else f'{variant}, w = {w}'
+    return f'{label} ({seeds} seed{"s" if seeds > 1 else ""})'
+
+
+def _point_text(mean: float, std: float, seeds: int) -> str:
+    """'50 ± 10' over several seeds; one seed's value alone, as it has no spread to show."""
+    return f'{mean:.0f} ± {std:.0f}' if seeds > 1 else f'{mean:.0f}'
 
 
 def table(data: Curves, name: str) -> str:
-    """One markdown table per environment: a row per (variant, w), a column per step, mean ± std over seeds."""
+    """One markdown table per environment: a row per (variant, w), a column per step, mean ± std over seeds (a
+    point of one seed: its value)."""
     blocks = []
     for env in sorted({key[0] for key in data}):
         keys = sorted(k for k in data if k[0] == env)
         steps = sorted({s for k in keys for s in data[k]})
-        lines = [f'{env} ({name}, mean ± std over seeds, by training step)', '',
+        lines = [f'{env} ({name}, mean ± std over seeds, by training step; one seed: its value)', '',
                  '| variant | ' + ' | '.join(map(_step_text, steps)) + ' |',
                  '|---|' + '---|' * len(steps)]
         for key in keys:
-            cells = [f'{data[key][s][0]:.0f} ± {data[key][s][1]:.0f}' if s in data[key] else '–' for s in steps]
-            lines.append(f'| {_line_label(key[1], key[2])} | ' + ' | '.join(cells) + ' |')
+            cells = [_point_text(*data[key][s]) if s in data[key] else '–' for s in steps]
+            lines.append(f'| {_line_label(key[1], key[2], data[key])} | ' + ' | '.join(cells) + ' |')
         blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks)
 
@@ -79,7 +88,7 @@ def plot(data: Curves, name: str, folder: str) -> List[str]:
             steps = sorted(data[key])
             mean = [data[key][s][0] for s in steps]
             std = [data[key][s][1] for s in steps]
-            line, = ax.plot(steps, mean, marker='o', label=_line_label(key[1], key[2]))
+            line, = ax.plot(steps, mean, marker='o', label=_line_label(key[1], key[2], data[key]))
             ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                             color=line.get_color(), alpha=0.15)
         ax.set_xlabel('training step')

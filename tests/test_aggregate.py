@@ -147,8 +147,8 @@ def test_curves_follow_each_variant_and_weight_over_steps(tmp_path):
     assert data[(env, 'cfgrl', '3')] == {100: (50.0, 10.0, 2), 200: (80.0, 0.0, 1)}
     assert data[(env, 'gcfbc', 'none')] == {100: (30.0, 0.0, 1), 200: (50.0, 0.0, 1)}
     text = curves.table(data, name)
-    assert '| variant | 100 | 200 |' in text and '| cfgrl, w = 3 | 50 ± 10 | 80 ± 0 |' in text
-    assert '| gcfbc | 30 ± 0 | 50 ± 0 |' in text
+    assert '| variant | 100 | 200 |' in text and '| cfgrl, w = 3 (2 seeds) | 50 ± 10 | 80 |' in text
+    assert '| gcfbc (1 seed) | 30 | 50 |' in text  # One seed has no spread: no '± 0'.
     curves.main([str(tmp_path), '--figures', str(tmp_path / 'fig')])
     assert (tmp_path / 'fig' / f'{env}_curves.png').stat().st_size > 1000
 
