@@ -83,7 +83,7 @@ def plot(data: Curves, name: str, folder: str) -> List[str]:
     os.makedirs(folder, exist_ok=True)
     paths = []
     for env in sorted({key[0] for key in data}):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = plt.subplots(figsize=(9, 4.5))
         for key in sorted(k for k in data if k[0] == env):
             steps = sorted(data[key])
             mean = [data[key][s][0] for s in steps]
@@ -94,7 +94,7 @@ def plot(data: Curves, name: str, folder: str) -> List[str]:
         ax.set_xlabel('training step')
         ax.set_ylabel(f'{name} (%)' if name == 'success' else name)
         ax.set_title(env)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc='center left', bbox_to_anchor=(1.01, 0.5))  # Beside the axes: lines cross all of it.
         ax.grid(alpha=0.3)
         path = os.path.join(folder, f'{env}_curves.png')
         fig.tight_layout()
