@@ -1,6 +1,6 @@
 """Success (or return) against training step from run directories' eval.csv: one line per variant and weight.
 
-    python -m scripts.curves runs/baselines_long [--out=results/curves.md] [--figures=results/figures]
+    python -m scripts.curves runs/baselines_long [--out=results/curves.md] [--figures=results/figures] [--window=5]
 
 Runs are grouped as scripts.aggregate groups them (only runs with equal settings are seeds of one variant; labels
 say what differs), at every step that some run evaluated; a point is the mean ± std over the seeds evaluated at
@@ -12,6 +12,8 @@ import csv
 import io
 import os
 from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
 
 from scripts.aggregate import UNGUIDED_KEYS, Cell, collect, find_runs, metric
 
@@ -56,18 +58,22 @@ def _point_text(mean: float, std: float, seeds: int) -> str:
     return f'{mean:.0f} ± {std:.0f}' if seeds > 1 else f'{mean:.0f}'
 
 
-def table(data: Curves, name: str) -> str:
+def table(data: Curves, name: str, window: int = 5) -> str:
     """One markdown table per environment: a row per (variant, w), a column per step, mean ± std over seeds (a
-    point of one seed: its value)."""
+    point of one seed: its value), and a last column averaging the row's means over its last `window` evaluated
+    steps: a single step's number swings with the evaluation's noise and the policy's own, and this steadies it."""
     blocks = []
     for env in sorted({key[0] for key in data}):
         keys = sorted(k for k in data if k[0] == env)
         steps = sorted({s for k in keys for s in data[k]})
+        last = steps[-window:]
         lines = [f'{env} ({name}, mean ± std over seeds, by training step; one seed: its value)', '',
-                 '| variant | ' + ' | '.join(map(_step_text, steps)) + ' |',
-                 '|---|' + '---|' * len(steps)]
+                 '| variant | ' + ' | '.join(map(_step_text, steps)) + f' | mean of the last {len(last)} |',
+                 '|---|' + '---|' * (len(steps) + 1)]
         for key in keys:
             cells = [_point_text(*data[key][s]) if s in data[key] else '–' for s in steps]
+            # A row that misses one of those steps (a run still going) gets no average, rather than a shorter one.
+            cells.append(f'{np.mean([data[key][s][0] for s in last]):.0f}' if set(last) <= set(data[key]) else '–')
             lines.append(f'| {_line_label(key[1], key[2], data[key])} | ' + ' | '.join(cells) + ' |')
         blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks)
@@ -109,12 +115,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('roots', nargs='+', help='Folders to search for run directories.')
     parser.add_argument('--out', default=None, help='Also write the tables to this markdown file.')
     parser.add_argument('--figures', default=None, help='Folder for the <env>_curves.png figures.')
+    parser.add_argument('--window', type=int, default=5,
+                        help='Average each row over its last this many evaluated steps (last column).')
     args = parser.parse_args(argv)
     folders = find_runs(args.roots)
     if not folders:
         parser.error(f'no run directories (summary.json + config.json) under {", ".join(args.roots)}')
     data, name = curves(folders)
-    text = table(data, name)
+    if args.window < 1:
+        parser.error(f'--window must be at least 1, got {args.window}')
+    text = table(data, name, args.window)
     print(text)
     if args.out:
         with open(args.out, 'w') as f:

@@ -147,8 +147,10 @@ def test_curves_follow_each_variant_and_weight_over_steps(tmp_path):
     assert data[(env, 'cfgrl', '3')] == {100: (50.0, 10.0, 2), 200: (80.0, 0.0, 1)}
     assert data[(env, 'gcfbc', 'none')] == {100: (30.0, 0.0, 1), 200: (50.0, 0.0, 1)}
     text = curves.table(data, name)
-    assert '| variant | 100 | 200 |' in text and '| cfgrl, w = 3 (2 seeds) | 50 ± 10 | 80 |' in text
-    assert '| gcfbc (1 seed) | 30 | 50 |' in text  # One seed has no spread: no '± 0'.
+    assert '| variant | 100 | 200 | mean of the last 2 |' in text
+    assert '| cfgrl, w = 3 (2 seeds) | 50 ± 10 | 80 | 65 |' in text
+    assert '| gcfbc (1 seed) | 30 | 50 | 40 |' in text  # One seed has no spread: no '± 0'.
+    assert '| cfgrl, w = 3 (2 seeds) | 50 ± 10 | 80 | 80 |' in curves.table(data, name, window=1)
     curves.main([str(tmp_path), '--figures', str(tmp_path / 'fig')])
     assert (tmp_path / 'fig' / f'{env}_curves.png').stat().st_size > 1000
 
