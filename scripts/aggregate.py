@@ -198,8 +198,10 @@ def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[st
     return dict(cells)
 
 
-def _fmt(mean: float, std: float) -> str:
-    return f'{mean:.0f} ± {std:.0f}'
+def _fmt(mean: float, std: float, seeds: Optional[int] = None) -> str:
+    """'mean ± std' over `seeds` seeds; one seed has no spread, so it shows its value alone, not a misleading
+    '± 0'."""
+    return f'{mean:.0f}' if seeds == 1 else f'{mean:.0f} ± {std:.0f}'
 
 
 def _paper(env: str, variant: str) -> str:
@@ -223,10 +225,11 @@ def table(cells: Mapping[Tuple[str, str], Cell], fixed_w: Optional[str] = '3') -
              f'{fixed_w} | paper |', '|---|---|---|---|---|---|---|---|']
     for (env, variant), cell in sorted(cells.items()):
         w, mean, std = cell.best()
-        fixed = _fmt(*cell.stats(fixed_w)) if fixed_w in cell.weights() else '–'
+        n = len(cell.per_seed)
+        fixed = _fmt(*cell.stats(fixed_w), n) if fixed_w in cell.weights() else '–'
         steps = sorted(set(cell.steps))
-        lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | {"/".join(map(str, steps))} | {w} | '
-                     f'{_fmt(mean, std)} | {fixed} | {_paper(env, variant)} |')
+        lines.append(f'| {env} | {variant} | {n} | {"/".join(map(str, steps))} | {w} | '
+                     f'{_fmt(mean, std, n)} | {fixed} | {_paper(env, variant)} |')
     return '\n'.join(lines)
 
 
@@ -240,14 +243,15 @@ def w_table(cells: Mapping[Tuple[str, str], Cell]) -> str:
     lines = ['| env | variant | seeds | ' + ' | '.join(f'w = {w}' for w in ws) + ' |',
              '|---|---|---|' + '---|' * len(ws)]
     for (env, variant), cell in sorted(guided.items()):
-        values = [_fmt(*cell.stats(w)) if w in cell.weights() else '–' for w in ws]
+        values = [_fmt(*cell.stats(w), len(cell.per_seed)) if w in cell.weights() else '–' for w in ws]
         lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')
     return '\n'.join(lines)
 
 
 def _paired(diffs: np.ndarray) -> str:
-    """Per-seed differences as '+mean ± std (k/n up)'."""
-    return f'{round(float(diffs.mean())):+d} ± {diffs.std():.0f} ({int((diffs > 0).sum())}/{len(diffs)} up)'
+    """Per-seed differences as '+mean ± std (k/n up)' ('+mean (k/1 up)' for a single seed)."""
+    spread = '' if len(diffs) == 1 else f' ± {diffs.std():.0f}'
+    return f'{round(float(diffs.mean())):+d}{spread} ({int((diffs > 0).sum())}/{len(diffs)} up)'
 
 
 def gain_table(cells: Mapping[Tuple[str, str], Cell], base: str = '1') -> str:

@@ -1,9 +1,10 @@
 """The aggregation turns fixture run directories into the expected table."""
 import json
 
+import numpy as np
 import pytest
 
-from scripts.aggregate import collect, find_runs, gain_table, main, table, variant_label, versus_table, w_table
+from scripts.aggregate import _paired, collect, find_runs, gain_table, main, table, variant_label, versus_table, w_table
 
 
 def _run(root, name, env, agent, config, guidance, step=1000):
@@ -30,7 +31,7 @@ def test_table_from_fixture_runs(tmp_path, capsys):
     # Best w is 1.5 (mean 80 ± 10); w = 3 gives 60 ± 10; the paper's CFGRL number for this task is 77.
     assert row == f'| {env} | cfgrl | 2 | 1000 | 1.5 | 80 ± 10 | 60 ± 10 | 77 |'
     gcfbc = next(line for line in text.splitlines() if '| gcfbc |' in line)
-    assert gcfbc == f'| {env} | gcfbc | 1 | 1000 | none | 40 ± 0 | – | 74 |'
+    assert gcfbc == f'| {env} | gcfbc | 1 | 1000 | none | 40 | – | 74 |'  # One seed: no '± 0'.
     per_w = w_table(cells)
     assert per_w.splitlines()[0] == '| env | variant | seeds | w = 1 | w = 1.5 | w = 3 |'
     assert per_w.splitlines()[2] == f'| {env} | cfgrl | 2 | 40 ± 10 | 80 ± 10 | 60 ± 10 |'
@@ -92,7 +93,7 @@ def test_exorl_runs_are_tabled_as_returns_unscaled(tmp_path):
     assert text.splitlines()[0].startswith('| env | variant | seeds | steps | best w | return at best w | return at w')
     # Returns are not multiplied by 100; the paper's Table 1 numbers stand beside them.
     assert '| exorl-walker-stand | cfgrl_exorl | 2 | 100 | 10 | 410 ± 10 | 410 ± 10 | 782 ± 8 |' in text
-    assert '| exorl-walker-stand | awr(alpha=3) | 1 | 100 | none | 384 ± 0 | – | 603 ± 8 |' in text
+    assert '| exorl-walker-stand | awr(alpha=3) | 1 | 100 | none | 384 | – | 603 ± 8 |' in text
     assert gain_table(cells).splitlines()[2] == '| exorl-walker-stand | cfgrl_exorl | 2 | +100 ± 20 (2/2 up) |'
     _run(tmp_path, 'p0', 'pointmaze-large-navigate-oraclerep-v0', 'cfgrl', {'p_uncond': 0.1}, {'1': 0.5})
     assert metric(collect(find_runs([str(tmp_path)]))) == 'score'  # A mix says neither.
@@ -172,6 +173,7 @@ def test_versus_pairs_each_variant_with_a_separately_trained_baseline_by_seed(tm
     assert lines[2] == f'| {env} | cfgrl | 2 | w = 1: -10 ± 0 (0/2 up); w = 3: +15 ± 5 (2/2 up) |'
     assert lines[3] == f'| {env} | gcbc | 2 | unguided: -5 ± 15 (1/2 up) |'
     assert len(lines) == 4
+    assert _paired(np.array([-5.0])) == '-5 (0/1 up)'  # One pair has no spread to show.
     main([str(tmp_path), '--versus', 'gcfbc'])
     assert 'Against the separately trained gcfbc, paired by seed' in capsys.readouterr().out
     with pytest.raises(SystemExit, match="No variant 'flow_hgcbc'.*'cfgrl', 'gcbc', 'gcfbc'"):
