@@ -2,12 +2,13 @@
 the paper's numbers; and a success-vs-w figure per task.
 
     python -m scripts.aggregate runs/ [--fixed_w=3] [--out=results/table.md] [--figures=results/figures] [--step=N]
-                                      [--versus=gcfbc]
+                                      [--window=K] [--versus=gcfbc]
 
 It prints the table, then (for guided variants) success at every evaluated w. Each run counts with its last
 evaluation (summary.json), or with its evaluation at step N (eval.csv) under --step; runs never evaluated at N
-are left out, and said so. --versus compares every variant with a separately trained baseline (GCBC beside
-CFGRL), paired by the seed flag.
+are left out, and said so. --window=K scores each run by the mean of its last K evaluations (up to step N under
+--step), which steadies policies whose success swings from one evaluation to the next. --versus compares every
+variant with a separately trained baseline (GCBC beside CFGRL), paired by the seed flag.
 
 A run directory is any folder holding summary.json and config.json (main.py's run directories). Runs are grouped
 by environment and by everything else that differs between them, seed aside: only runs whose configs (a key a run
@@ -126,8 +127,10 @@ def _is_seed_mean(folder: str) -> bool:
         return len(json.load(f).get('seeds', ())) > 1
 
 
-def load_run(folder: str, step: Optional[int] = None) -> Optional[Run]:
-    """One run directory at its last evaluation or at `step` (None if the run has no evaluation at `step`)."""
+def load_run(folder: str, step: Optional[int] = None, window: Optional[int] = None) -> Optional[Run]:
+    """One run directory at its last evaluation or at `step`; with `window`, the mean of its last `window`
+    evaluations (those up to `step`, if given) at each weight they all have. None if the run has no evaluation at
+    `step` or fewer than `window` evaluations."""
     with open(os.path.join(folder, 'summary.json')) as f:
         summary = json.load(f)
     with open(os.path.join(folder, 'config.json')) as f:
@@ -141,17 +144,26 @@ def load_run(folder: str, step: Optional[int] = None) -> Optional[Run]:
         config = {**{k: list(v) if isinstance(v, tuple) else v for k, v in get_config(agent).items()}, **config}
     # ExORL runs score episodes by return (overall_return); they aggregate the same way, unscaled (Cell.scale).
     m = 'return' if any('overall_return' in r for r in summary['guidance'].values()) else 'success'
-    if step is None:
+    if step is None and window is None:
         overall = {w: float(r[f'overall_{m}']) for w, r in summary['guidance'].items()}
         tasks = {w: {t: float(s) for t, s in r[f'task_{m}'].items()} for w, r in summary['guidance'].items()}
         return Run(summary['env_name'], agent, config, flags, overall, tasks, int(summary['step']))
     with open(os.path.join(folder, 'eval.csv')) as f:
-        rows = [r for r in csv.DictReader(f) if int(r['step']) == step]
-    if not rows:
+        rows = list(csv.DictReader(f))
+    steps = sorted({int(r['step']) for r in rows})
+    if step is not None:
+        if step not in steps:
+            return None
+        steps = steps[:steps.index(step) + 1]
+    steps = steps[-(window or 1):]
+    if len(steps) < (window or 1):
         return None
-    overall = {r['guidance']: float(r[f'overall_{m}']) for r in rows}
-    tasks = {r['guidance']: {k: float(v) for k, v in r.items() if k.startswith('task')} for r in rows}
-    return Run(summary['env_name'], agent, config, flags, overall, tasks, step)
+    by_step = [{r['guidance']: r for r in rows if int(r['step']) == s} for s in steps]
+    weights = set.intersection(*(set(b) for b in by_step))
+    overall = {w: float(np.mean([float(b[w][f'overall_{m}']) for b in by_step])) for w in weights}
+    tasks = {w: {k: float(np.mean([float(b[w][k]) for b in by_step])) for k in by_step[-1][w] if k.startswith('task')}
+             for w in weights}
+    return Run(summary['env_name'], agent, config, flags, overall, tasks, steps[-1])
 
 
 class Cell:
@@ -178,13 +190,17 @@ class Cell:
         return (w, *self.stats(w))
 
 
-def collect(folders: Iterable[str], step: Optional[int] = None) -> Dict[Tuple[str, str], Cell]:
-    """The table's cells, (env, variant) -> its seeds: runs are seeds of one cell only when every setting agrees."""
+def collect(folders: Iterable[str], step: Optional[int] = None,
+            window: Optional[int] = None) -> Dict[Tuple[str, str], Cell]:
+    """The table's cells, (env, variant) -> its seeds: runs are seeds of one cell only when every setting agrees.
+    `step` and `window` choose each run's evaluation as `load_run` does."""
     runs = []
     for folder in folders:
-        run = load_run(folder, step)
+        run = load_run(folder, step, window)
         if run is None:
-            print(f'left out (no evaluation at step {step}): {folder}', file=sys.stderr)
+            why = [f'no evaluation at step {step}'] if step is not None else []
+            why += [f'fewer than {window} evaluations'] if window else []
+            print(f'left out ({" or ".join(why)}): {folder}', file=sys.stderr)
             continue
         runs.append(run)
     cells: Dict[Tuple[str, str], Cell] = collections.defaultdict(Cell)
@@ -352,6 +368,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--figures', default=None, help='Folder for the success-vs-w figures.')
     parser.add_argument('--step', type=int, default=None,
                         help='Take every run\'s evaluation at this training step (default: its last one).')
+    parser.add_argument('--window', type=int, default=None,
+                        help='Score every run by the mean of its last this many evaluations (those up to --step), '
+                             'steadier than one evaluation; runs with fewer are left out.')
     parser.add_argument('--versus', default=None,
                         help='Also compare every variant with this separately trained one (a label of the table, '
                              'e.g. gcfbc or flow_hgcbc), paired by seed.')
@@ -359,10 +378,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     folders = find_runs(args.roots)
     if not folders:
         raise SystemExit(f'No run directories (summary.json + config.json) under {args.roots}.')
-    cells = collect(folders, args.step)
+    if args.window is not None and args.window < 1:
+        parser.error(f'--window must be at least 1, got {args.window}')
+    cells = collect(folders, args.step, args.window)
     if not cells:
-        raise SystemExit(f'No run under {args.roots} was evaluated at step {args.step}.')
+        raise SystemExit(f'No run under {args.roots} was evaluated at step {args.step}'
+                         f'{f" with {args.window} evaluations" if args.window else ""}.')
     text = table(cells, args.fixed_w)
+    if args.window:
+        text = f'Each run scored by the mean of its last {args.window} evaluations, the last at `steps`.\n\n' + text
     m = metric(cells)
     unit = {'success': 'Success (%)', 'return': 'Episode return', 'score': 'Success (%; return for exorl-*)'}[m]
     per_w = w_table(cells)

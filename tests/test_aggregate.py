@@ -72,6 +72,18 @@ def test_step_takes_each_runs_evaluation_at_that_step(tmp_path, capsys):
     assert 'left out (no evaluation at step 500)' in capsys.readouterr().err  # The run evaluated at 1000 only.
     assert collect(find_runs([str(tmp_path)]))[(env, 'cfgrl')].steps == [1000, 1000, 1000]  # Default: the last.
 
+    # --window=2: each run's mean over its last two evaluations; 'late' has one, and is left out, said so.
+    cell = collect(find_runs([str(tmp_path)]), window=2)[(env, 'cfgrl')]
+    assert cell.steps == [1000, 1000]
+    assert cell.stats('1') == pytest.approx((20.0, 5.0)) and cell.stats('3') == pytest.approx((55.0, 10.0))
+    assert cell.tasks[0]['3'] == pytest.approx({'task1': 0.45, 'task2': 0.45})
+    assert 'left out (fewer than 2 evaluations)' in capsys.readouterr().err
+    assert collect(find_runs([str(tmp_path)]), step=500, window=2) == {}  # One evaluation up to step 500.
+    main([str(tmp_path), '--window', '2'])
+    out = capsys.readouterr().out
+    assert out.startswith('Each run scored by the mean of its last 2 evaluations')
+    assert f'| {env} | cfgrl | 2 | 1000 | 3 | 55 ± 10 | 55 ± 10 | – |' in out
+
 
 def test_exorl_runs_are_tabled_as_returns_unscaled(tmp_path):
     from scripts.aggregate import metric
