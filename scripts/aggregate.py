@@ -155,8 +155,9 @@ def load_run(folder: str, step: Optional[int] = None, window: Optional[int] = No
         if step not in steps:
             return None
         steps = steps[:steps.index(step) + 1]
-    steps = steps[-(window or 1):]
-    if len(steps) < (window or 1):
+    count = window or 1
+    steps = steps[-count:]
+    if len(steps) < count:
         return None
     by_step = [{r['guidance']: r for r in rows if int(r['step']) == s} for s in steps]
     weights = set.intersection(*(set(b) for b in by_step))
@@ -214,7 +215,7 @@ def collect(folders: Iterable[str], step: Optional[int] = None,
     return dict(cells)
 
 
-def _fmt(mean: float, std: float, seeds: Optional[int] = None) -> str:
+def mean_std_text(mean: float, std: float, seeds: Optional[int] = None) -> str:
     """'mean ± std' over `seeds` seeds; one seed has no spread, so it shows its value alone, not a misleading
     '± 0'."""
     return f'{mean:.0f}' if seeds == 1 else f'{mean:.0f} ± {std:.0f}'
@@ -224,7 +225,7 @@ def _paper(env: str, variant: str) -> str:
     value = paper_value(env, variant.split('(')[0])
     if value is None:
         return '–'
-    return _fmt(*value) if isinstance(value, tuple) else f'{value}'
+    return mean_std_text(*value) if isinstance(value, tuple) else f'{value}'
 
 
 def metric(cells: Mapping[Tuple[str, str], Cell]) -> str:
@@ -242,10 +243,10 @@ def table(cells: Mapping[Tuple[str, str], Cell], fixed_w: Optional[str] = '3') -
     for (env, variant), cell in sorted(cells.items()):
         w, mean, std = cell.best()
         n = len(cell.per_seed)
-        fixed = _fmt(*cell.stats(fixed_w), n) if fixed_w in cell.weights() else '–'
+        fixed = mean_std_text(*cell.stats(fixed_w), n) if fixed_w in cell.weights() else '–'
         steps = sorted(set(cell.steps))
         lines.append(f'| {env} | {variant} | {n} | {"/".join(map(str, steps))} | {w} | '
-                     f'{_fmt(mean, std, n)} | {fixed} | {_paper(env, variant)} |')
+                     f'{mean_std_text(mean, std, n)} | {fixed} | {_paper(env, variant)} |')
     return '\n'.join(lines)
 
 
@@ -259,7 +260,7 @@ def w_table(cells: Mapping[Tuple[str, str], Cell]) -> str:
     lines = ['| env | variant | seeds | ' + ' | '.join(f'w = {w}' for w in ws) + ' |',
              '|---|---|---|' + '---|' * len(ws)]
     for (env, variant), cell in sorted(guided.items()):
-        values = [_fmt(*cell.stats(w), len(cell.per_seed)) if w in cell.weights() else '–' for w in ws]
+        values = [mean_std_text(*cell.stats(w), len(cell.per_seed)) if w in cell.weights() else '–' for w in ws]
         lines.append(f'| {env} | {variant} | {len(cell.per_seed)} | ' + ' | '.join(values) + ' |')
     return '\n'.join(lines)
 
@@ -382,8 +383,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.error(f'--window must be at least 1, got {args.window}')
     cells = collect(folders, args.step, args.window)
     if not cells:
-        raise SystemExit(f'No run under {args.roots} was evaluated at step {args.step}'
-                         f'{f" with {args.window} evaluations" if args.window else ""}.')
+        at = f' at step {args.step}' if args.step is not None else ''
+        enough = f' with {args.window} evaluations' if args.window else ''
+        raise SystemExit(f'No run under {args.roots} was evaluated{at}{enough}.')
     text = table(cells, args.fixed_w)
     if args.window:
         text = f'Each run scored by the mean of its last {args.window} evaluations, the last at `steps`.\n\n' + text

@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from scripts.aggregate import UNGUIDED_KEYS, Cell, collect, find_runs, metric
+from scripts.aggregate import UNGUIDED_KEYS, Cell, collect, find_runs, mean_std_text, metric
 
 Curves = Dict[Tuple[str, str, str], Dict[int, Tuple[float, float, int]]]  # (env, variant, w) -> step -> stats.
 
@@ -53,11 +53,6 @@ def _line_label(variant: str, w: str, points: Dict[int, Tuple[float, float, int]
     return f'{label} ({seeds} seed{"s" if seeds > 1 else ""})'
 
 
-def _point_text(mean: float, std: float, seeds: int) -> str:
-    """'50 ± 10' over several seeds; one seed's value alone, as it has no spread to show."""
-    return f'{mean:.0f} ± {std:.0f}' if seeds > 1 else f'{mean:.0f}'
-
-
 def table(data: Curves, name: str, window: int = 5) -> str:
     """One markdown table per environment: a row per (variant, w), a column per step, mean ± std over seeds (a
     point of one seed: its value), and a last column averaging the row's means over its last `window` evaluated
@@ -71,7 +66,7 @@ def table(data: Curves, name: str, window: int = 5) -> str:
                  '| variant | ' + ' | '.join(map(_step_text, steps)) + f' | mean of the last {len(last)} |',
                  '|---|' + '---|' * (len(steps) + 1)]
         for key in keys:
-            cells = [_point_text(*data[key][s]) if s in data[key] else '–' for s in steps]
+            cells = [mean_std_text(*data[key][s]) if s in data[key] else '–' for s in steps]
             # A row that misses one of those steps (a run still going) gets no average, rather than a shorter one.
             cells.append(f'{np.mean([data[key][s][0] for s in last]):.0f}' if set(last) <= set(data[key]) else '–')
             lines.append(f'| {_line_label(key[1], key[2], data[key])} | ' + ' | '.join(cells) + ' |')
